@@ -1,0 +1,21 @@
+//! bindery's runtime: everything between the APIs and the bindings.
+//!
+//! * [`loader`]: component manifests from the resources paths, secrets, scopes, checks;
+//! * dispatch: an output call from either API to its binding, under the outbound policy;
+//! * delivery: an input event from its binding to the app channel, under the inbound policy,
+//!   and its outcome back to the binding;
+//! * lifecycle: build, ready, draining, closed.
+
+pub mod loader;
+pub mod app;
+mod delivery;
+mod dispatch;
+mod options;
+mod runtime;
+
+pub use dispatch::OutputError;
+pub use options::{AppProtocol, RuntimeOptions};
+pub use runtime::{
+    AppConnectionInfo, ComponentInfo, ComponentStatus, MetadataInfo, Runtime, Subscription,
+    VERSION, listen_addrs,
+};

@@ -1,0 +1,651 @@
+//! The runtime: the table of running bindings and their lifecycle.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bindery_core::{
+    BindingError, BindingHealth, ComponentContext, InputBinding, OutputBinding,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::AppChannel;
+use crate::loader::{ComponentDef, ConfigIssue, Loaded, OtherComponent};
+use crate::options::RuntimeOptions;
+
+/// The version reported by `/v1.0/metadata` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether the app subscribed to an input binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// Not asked yet (no app, or the app is not reachable yet).
+    Unknown,
+    /// The app wants the events; the binding reads.
+    Subscribed,
+    /// The app said no (404, or not in `ListInputBindings`).
+    NotSubscribed,
+}
+
+/// One binding component and its running sides.
+pub(crate) struct Binding {
+    pub(crate) def: ComponentDef,
+    pub(crate) health: BindingHealth,
+    pub(crate) output: RwLock<Option<Arc<dyn OutputBinding>>>,
+    pub(crate) input: Mutex<Option<Arc<dyn InputBinding>>>,
+    pub(crate) subscription: Mutex<Subscription>,
+    /// Stops this binding's background work (connect retries, read loop).
+    pub(crate) stop: CancellationToken,
+}
+
+impl Binding {
+    pub(crate) fn output(&self) -> Option<Arc<dyn OutputBinding>> {
+        self.output.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn context(&self, app_id: &str) -> ComponentContext {
+        ComponentContext {
+            name: self.def.name.clone(),
+            app_id: app_id.to_owned(),
+            metadata: self.def.metadata.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    pub(crate) fn subscription(&self) -> Subscription {
+        *self.subscription.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_subscription(&self, s: Subscription) {
+        *self.subscription.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// Whether this binding is serving: its output is built and its input (if reading) is
+    /// connected.
+    fn ready(&self) -> Result<(), String> {
+        let snap = self.health.snapshot();
+        if self.def.sides.output && self.output().is_none() {
+            return Err(snap
+                .last_error
+                .unwrap_or_else(|| "output not connected yet".into()));
+        }
+        if self.def.sides.input && self.subscription() == Subscription::Subscribed && !snap.connected {
+            return Err(snap
+                .last_error
+                .unwrap_or_else(|| "input not connected yet".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A component as `/v1.0/metadata` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.type`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// `spec.version`.
+    pub version: String,
+    /// `INPUT_BINDING` and/or `OUTPUT_BINDING`.
+    pub capabilities: Vec<String>,
+    /// bindery's view of the binding's health (absent for non-binding components).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ComponentStatus>,
+}
+
+/// The health of one binding, as `/v1.0/metadata` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Whether the binding is serving.
+    pub ready: bool,
+    /// Whether it holds a working connection to its backend.
+    pub connected: bool,
+    /// The input subscription: `subscribed`, `not-subscribed` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<&'static str>,
+    /// The last error, while it has not recovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the last event arrived, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event_time: Option<String>,
+    /// Reconnects since start.
+    pub reconnects: u64,
+}
+
+/// The app connection as `/v1.0/metadata` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppConnectionInfo {
+    /// `--app-port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `--app-protocol`.
+    pub protocol: String,
+    /// `--app-channel-address`.
+    pub channel_address: String,
+    /// `--app-max-concurrency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
+}
+
+/// What `/v1.0/metadata` and gRPC `GetMetadata` report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataInfo {
+    /// The app id.
+    pub id: String,
+    /// bindery's version.
+    pub runtime_version: String,
+    /// Enabled features.
+    pub enabled_features: Vec<String>,
+    /// Loaded components.
+    pub components: Vec<ComponentInfo>,
+    /// Attributes set through `PUT /v1.0/metadata/{key}`, plus `daprRuntimeVersion`.
+    pub extended: BTreeMap<String, String>,
+    /// The app connection.
+    pub app_connection_properties: AppConnectionInfo,
+}
+
+/// The running sidecar: bindings, app channel, readiness and shutdown.
+pub struct Runtime {
+    pub(crate) options: RuntimeOptions,
+    pub(crate) bindings: RwLock<BTreeMap<String, Arc<Binding>>>,
+    others: RwLock<Vec<OtherComponent>>,
+    extended: Mutex<BTreeMap<String, String>>,
+    pub(crate) app: Option<Arc<dyn AppChannel>>,
+    pub(crate) app_limit: Option<Arc<Semaphore>>,
+    app_ready: AtomicBool,
+    outbound_ready: AtomicBool,
+    /// Fired when someone asks bindery to stop (signal or `/v1.0/shutdown`).
+    shutdown_requested: CancellationToken,
+    /// Fired when input delivery must stop taking events.
+    pub(crate) closing: CancellationToken,
+    /// Every read loop and every delivery in flight.
+    pub(crate) tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("app_id", &self.options.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const BUILD_BACKOFF_START: Duration = Duration::from_millis(250);
+const BUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+impl Runtime {
+    /// A runtime for `loaded` components. Nothing is connected until [`Runtime::start`].
+    pub fn new(
+        options: RuntimeOptions,
+        loaded: Loaded,
+        app: Option<Arc<dyn AppChannel>>,
+    ) -> Arc<Self> {
+        let bindings = loaded
+            .bindings
+            .into_iter()
+            .map(|def| {
+                let b = Binding {
+                    def,
+                    health: BindingHealth::default(),
+                    output: RwLock::new(None),
+                    input: Mutex::new(None),
+                    subscription: Mutex::new(Subscription::Unknown),
+                    stop: CancellationToken::new(),
+                };
+                (b.def.name.clone(), Arc::new(b))
+            })
+            .collect();
+        let app_limit = options
+            .app_max_concurrency
+            .map(|n| Arc::new(Semaphore::new(n.max(1))));
+        let mut extended = BTreeMap::new();
+        extended.insert("daprRuntimeVersion".to_owned(), VERSION.to_owned());
+        Arc::new(Runtime {
+            options,
+            bindings: RwLock::new(bindings),
+            others: RwLock::new(loaded.others),
+            extended: Mutex::new(extended),
+            app,
+            app_limit,
+            app_ready: AtomicBool::new(false),
+            outbound_ready: AtomicBool::new(false),
+            shutdown_requested: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    pub(crate) fn binding(&self, name: &str) -> Option<Arc<Binding>> {
+        self.bindings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn all_bindings(&self) -> Vec<Arc<Binding>> {
+        self.bindings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Build every binding: outputs connect (each waited for up to its `initTimeout`, then
+    /// retried in the background with backoff), inputs are created. Errors that no retry can
+    /// fix (invalid configuration found while building) are returned for every binding at once,
+    /// except for components with `ignoreErrors: true`.
+    pub async fn start(self: &Arc<Self>) -> Result<(), Vec<ConfigIssue>> {
+        let builds = self.all_bindings().into_iter().map(|b| {
+            let rt = Arc::clone(self);
+            async move { rt.build(b).await }
+        });
+        let issues: Vec<ConfigIssue> = futures::future::join_all(builds)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        self.outbound_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Build one binding's sides. Returns a fatal issue, if any.
+    async fn build(self: &Arc<Self>, b: Arc<Binding>) -> Option<ConfigIssue> {
+        let ctx = b.context(&self.options.app_id);
+        if b.def.sides.input {
+            match b.def.factory.build_input(&ctx).await {
+                Ok(input) => {
+                    *b.input.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(input));
+                    tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for input binding");
+                }
+                Err(e) => return self.build_failed(&b, "input", e),
+            }
+        }
+        if b.def.sides.output {
+            let first = tokio::time::timeout(b.def.init_timeout, b.def.factory.build_output(&ctx)).await;
+            match first {
+                Ok(Ok(out)) => {
+                    self.set_output(&b, Arc::from(out));
+                }
+                Ok(Err(e)) if !e.is_retryable() => return self.build_failed(&b, "output", e),
+                Ok(Err(e)) => {
+                    b.health.disconnected(e.to_string());
+                    tracing::warn!(binding = %b.def.name, error = %e, "output binding cannot connect yet; retrying in the background");
+                    self.spawn_output_retry(Arc::clone(&b));
+                }
+                Err(_) => {
+                    b.health.disconnected(format!(
+                        "not connected within initTimeout {:?}",
+                        b.def.init_timeout
+                    ));
+                    tracing::warn!(binding = %b.def.name, timeout = ?b.def.init_timeout, "output binding did not connect within its initTimeout; retrying in the background");
+                    self.spawn_output_retry(Arc::clone(&b));
+                }
+            }
+        }
+        None
+    }
+
+    fn set_output(&self, b: &Binding, out: Arc<dyn OutputBinding>) {
+        *b.output.write().unwrap_or_else(|p| p.into_inner()) = Some(out);
+        if !b.def.sides.input {
+            b.health.connected();
+        }
+        tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for output binding");
+    }
+
+    fn build_failed(&self, b: &Binding, side: &str, e: BindingError) -> Option<ConfigIssue> {
+        b.health.disconnected(e.to_string());
+        if b.def.ignore_errors {
+            tracing::warn!(binding = %b.def.name, side, error = %e, "binding failed to initialise; going on without it (ignoreErrors)");
+            return None;
+        }
+        Some(ConfigIssue {
+            file: Some(b.def.source.file.clone()),
+            document: Some(b.def.source.document),
+            component: Some(b.def.name.clone()),
+            field: e.field().map(|f| format!("spec.metadata.{f}")),
+            message: format!("{side} binding failed to initialise: {e}"),
+        })
+    }
+
+    fn spawn_output_retry(self: &Arc<Self>, b: Arc<Binding>) {
+        let rt = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let ctx = b.context(&rt.options.app_id);
+            let mut wait = BUILD_BACKOFF_START;
+            loop {
+                tokio::select! {
+                    _ = b.stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                match b.def.factory.build_output(&ctx).await {
+                    Ok(out) => {
+                        rt.set_output(&b, Arc::from(out));
+                        return;
+                    }
+                    Err(e) => {
+                        b.health.disconnected(e.to_string());
+                        tracing::warn!(binding = %b.def.name, error = %e, retry_in = ?wait, "output binding still cannot connect");
+                        wait = (wait * 2).min(BUILD_BACKOFF_MAX);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Mark the API servers as listening: `/v1.0/healthz/outbound` turns 204.
+    pub fn outbound_ready(&self) -> bool {
+        self.outbound_ready.load(Ordering::Acquire)
+    }
+
+    /// Whether every binding without `ignoreErrors` is serving and the app is ready.
+    /// `Err` lists what is not.
+    pub fn health(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !self.outbound_ready() {
+            problems.push("components are not loaded yet".to_owned());
+        }
+        if self.app.is_some() && !self.app_ready.load(Ordering::Acquire) {
+            problems.push("app is not ready".to_owned());
+        }
+        for b in self.all_bindings() {
+            if b.def.ignore_errors {
+                continue;
+            }
+            if let Err(why) = b.ready() {
+                problems.push(format!("binding {}: {why}", b.def.name));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Set an attribute shown under `extended` by `/v1.0/metadata`.
+    pub fn set_extended(&self, key: String, value: String) {
+        self.extended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, value);
+    }
+
+    /// What `/v1.0/metadata` reports.
+    pub fn metadata(&self) -> MetadataInfo {
+        let mut components = Vec::new();
+        for b in self.all_bindings() {
+            let mut caps = Vec::new();
+            if b.def.sides.input {
+                caps.push("INPUT_BINDING".to_owned());
+            }
+            if b.def.sides.output {
+                caps.push("OUTPUT_BINDING".to_owned());
+            }
+            let snap = b.health.snapshot();
+            let subscription = b.def.sides.input.then(|| match b.subscription() {
+                Subscription::Unknown => "unknown",
+                Subscription::Subscribed => "subscribed",
+                Subscription::NotSubscribed => "not-subscribed",
+            });
+            components.push(ComponentInfo {
+                name: b.def.name.clone(),
+                type_name: b.def.type_name.clone(),
+                version: b.def.version.clone(),
+                capabilities: caps,
+                status: Some(ComponentStatus {
+                    ready: b.ready().is_ok(),
+                    connected: snap.connected,
+                    subscription,
+                    last_error: snap.last_error,
+                    last_event_time: snap.last_event.map(rfc3339),
+                    reconnects: snap.reconnects,
+                }),
+            });
+        }
+        for o in self.others.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            components.push(ComponentInfo {
+                name: o.name.clone(),
+                type_name: o.type_name.clone(),
+                version: o.version.clone(),
+                capabilities: Vec::new(),
+                status: None,
+            });
+        }
+        MetadataInfo {
+            id: self.options.app_id.clone(),
+            runtime_version: VERSION.to_owned(),
+            enabled_features: Vec::new(),
+            components,
+            extended: self
+                .extended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            app_connection_properties: AppConnectionInfo {
+                port: self.options.app_port,
+                protocol: self.options.app_protocol.as_str().to_owned(),
+                channel_address: self.options.app_channel_address.clone(),
+                max_concurrency: self.options.app_max_concurrency,
+            },
+        }
+    }
+
+    /// Ask bindery to stop (what `/v1.0/shutdown` and gRPC `Shutdown` do).
+    pub fn request_shutdown(&self) {
+        self.shutdown_requested.cancel();
+    }
+
+    /// Resolves when someone asked bindery to stop.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown_requested.cancelled().await;
+    }
+
+    /// Wait for the app, probe its subscriptions and start reading from the input bindings the
+    /// app subscribed to. Runs until every input binding is started (or shutdown).
+    pub async fn start_inputs(self: &Arc<Self>) {
+        let inputs: Vec<_> = self
+            .all_bindings()
+            .into_iter()
+            .filter(|b| b.def.sides.input)
+            .collect();
+        let Some(app) = self.app.clone() else {
+            if !inputs.is_empty() {
+                let names: Vec<_> = inputs.iter().map(|b| b.def.name.as_str()).collect();
+                tracing::warn!(bindings = ?names, "no --app-port given: input bindings are loaded but nothing is delivered");
+            }
+            return;
+        };
+        let addr = format!(
+            "{}:{}",
+            self.options.app_channel_address,
+            self.options.app_port.unwrap_or_default()
+        );
+        if !self.wait_for_app(&addr).await {
+            return;
+        }
+        self.app_ready.store(true, Ordering::Release);
+        tracing::info!(app = %addr, "app is reachable");
+        for b in inputs {
+            let Some(input) = b.input.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                continue;
+            };
+            let subscribed = if b.def.sides.explicit_input {
+                true
+            } else {
+                self.probe(&*app, &b).await
+            };
+            if !subscribed {
+                b.set_subscription(Subscription::NotSubscribed);
+                tracing::info!(binding = %b.def.name, "app has not subscribed to binding {}.", b.def.name);
+                continue;
+            }
+            b.set_subscription(Subscription::Subscribed);
+            crate::delivery::spawn_read_loop(self, &b, input, Arc::clone(&app));
+        }
+    }
+
+    async fn wait_for_app(&self, addr: &str) -> bool {
+        let mut logged = false;
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            );
+            tokio::select! {
+                _ = self.closing.cancelled() => return false,
+                r = attempt => if let Ok(Ok(_)) = r { return true },
+            }
+            if !logged {
+                tracing::info!(app = %addr, "waiting for the app to listen");
+                logged = true;
+            }
+            tokio::select! {
+                _ = self.closing.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    /// Ask the app whether it wants `b`'s events, retrying transport errors until the probe
+    /// deadline.
+    async fn probe(&self, app: &dyn AppChannel, b: &Binding) -> bool {
+        let deadline = tokio::time::Instant::now() + self.options.binding_options_timeout;
+        let mut last_err = String::new();
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, app.subscribed(&b.def.name, &b.def.route)).await
+            {
+                Ok(Ok(yes)) => return yes,
+                Ok(Err(e)) => last_err = e,
+                Err(_) => {
+                    last_err = "no answer".into();
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(binding = %b.def.name, route = %b.def.route, error = %last_err, timeout = ?self.options.binding_options_timeout,
+            "could not ask the app whether it subscribes to the binding; not delivering its events");
+        false
+    }
+
+    /// Stop: refuse new events, stop the read loops, let in-flight deliveries finish within the
+    /// grace period, then close every component.
+    pub async fn shutdown(&self) {
+        tracing::info!(grace = ?self.options.graceful_shutdown, "shutting down: stopping input bindings");
+        self.closing.cancel();
+        let all = self.all_bindings();
+        for b in &all {
+            b.stop.cancel();
+        }
+        self.tasks.close();
+        if tokio::time::timeout(self.options.graceful_shutdown, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.options.graceful_shutdown, "in-flight work did not finish within the grace period");
+        }
+        for b in &all {
+            let input = b.input.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(input) = input {
+                if let Err(e) = input.close().await {
+                    tracing::warn!(binding = %b.def.name, error = %e, "closing input binding failed");
+                }
+            }
+            let output = b.output.write().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(output) = output {
+                if let Err(e) = output.close().await {
+                    tracing::warn!(binding = %b.def.name, error = %e, "closing output binding failed");
+                }
+            }
+        }
+        tracing::info!("all components closed");
+    }
+}
+
+/// A listening address helper for the API crates: `host:port` for each listen address.
+pub fn listen_addrs(hosts: &[String], port: u16) -> Result<Vec<SocketAddr>, String> {
+    hosts
+        .iter()
+        .map(|h| {
+            let h = h.trim();
+            let with_port = if h.contains(':') && !h.starts_with('[') {
+                format!("[{h}]:{port}")
+            } else {
+                format!("{h}:{port}")
+            };
+            with_port
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("invalid listen address {h:?}"))
+        })
+        .collect()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_600_000_000_123);
+        assert_eq!(rfc3339(t), "2020-09-13T12:26:40.123Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn listen_addrs_accept_v4_and_v6() {
+        let a = listen_addrs(&["127.0.0.1".into(), "::1".into()], 3500).unwrap();
+        assert_eq!(a[0].to_string(), "127.0.0.1:3500");
+        assert_eq!(a[1].to_string(), "[::1]:3500");
+        assert!(listen_addrs(&["nope".into()], 1).is_err());
+    }
+}
