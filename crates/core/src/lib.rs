@@ -23,8 +23,8 @@ mod registry;
 pub mod util;
 
 pub use binding::{
-    EventHandler, EventSink, InputBinding, InputEvent, InvokeRequest, InvokeResponse,
-    OutputBinding, Outcome,
+    EventHandler, EventSink, InputBinding, InputEvent, InvokeRequest, InvokeResponse, Outcome,
+    OutputBinding,
 };
 pub use error::{BindingError, ErrorKind};
 pub use health::{BindingHealth, HealthSnapshot};
@@ -33,7 +33,7 @@ pub use registry::{
     BindingFactory, BindingSpec, ComponentContext, Direction, MetadataField, Registry,
 };
 
-/// Re-exported so bindings and the runtime agree on one cancellation type.
-pub use tokio_util::sync::CancellationToken;
 /// Re-exported so bindings implement the traits with the same macro the runtime uses.
 pub use async_trait::async_trait;
+/// Re-exported so bindings and the runtime agree on one cancellation type.
+pub use tokio_util::sync::CancellationToken;

@@ -149,7 +149,10 @@ impl MetadataReader<'_> {
         match parse_truthy(&v) {
             Some(b) => Some(b),
             None => {
-                self.error(name, format!("invalid value for {name}: {v:?} is not a boolean"));
+                self.error(
+                    name,
+                    format!("invalid value for {name}: {v:?} is not a boolean"),
+                );
                 None
             }
         }
@@ -162,10 +165,7 @@ impl MetadataReader<'_> {
 
     /// A duration under any of `names`, when present.
     pub fn opt_duration_any(&self, names: &[&str]) -> Option<Duration> {
-        let name = names
-            .iter()
-            .find(|n| self.string(n).is_some())
-            .copied()?;
+        let name = names.iter().find(|n| self.string(n).is_some()).copied()?;
         let v = self.string(name)?;
         match parse_duration(&v, Duration::from_secs(1)) {
             Ok(d) => Some(d),
@@ -366,7 +366,10 @@ mod tests {
         let md = Metadata::from_pairs([("a", "notbool"), ("b", "xyz"), ("c", "1q")]);
         let r = md.reader();
         assert!(!r.bool("a", false));
-        assert_eq!(r.duration("b", Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            r.duration("b", Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
         assert_eq!(r.int::<u32>("c", 7), 7);
         let _ = r.required("missing", "missing is required");
         let errs = r.finish().unwrap_err();
@@ -395,8 +398,14 @@ mod tests {
     #[test]
     fn durations_follow_go() {
         let s = Duration::from_secs(1);
-        assert_eq!(parse_duration("2h45m30.5s", s).unwrap(), Duration::from_millis(9_930_500));
-        assert_eq!(parse_duration("10µs", s).unwrap(), Duration::from_micros(10));
+        assert_eq!(
+            parse_duration("2h45m30.5s", s).unwrap(),
+            Duration::from_millis(9_930_500)
+        );
+        assert_eq!(
+            parse_duration("10µs", s).unwrap(),
+            Duration::from_micros(10)
+        );
         assert!(parse_duration("-5s", s).is_err());
         assert!(parse_duration("5", s).is_ok());
         assert!(parse_duration("s", s).is_err());

@@ -85,7 +85,8 @@ impl MetadataField {
 
     /// Whether `key` names this field (any case, aliases included).
     pub fn matches(&self, key: &str) -> bool {
-        self.name.eq_ignore_ascii_case(key) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(key))
+        self.name.eq_ignore_ascii_case(key)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(key))
     }
 }
 

@@ -12,10 +12,12 @@ use std::borrow::Cow;
 /// assert_eq!(unquote_json_string(b"plain").as_ref(), b"plain");
 /// ```
 pub fn unquote_json_string(data: &[u8]) -> Cow<'_, [u8]> {
-    if data.len() >= 2 && data[0] == b'"' && data[data.len() - 1] == b'"' {
-        if let Ok(s) = serde_json::from_slice::<String>(data) {
-            return Cow::Owned(s.into_bytes());
-        }
+    if data.len() >= 2
+        && data[0] == b'"'
+        && data[data.len() - 1] == b'"'
+        && let Ok(s) = serde_json::from_slice::<String>(data)
+    {
+        return Cow::Owned(s.into_bytes());
     }
     Cow::Borrowed(data)
 }

@@ -8,11 +8,13 @@
 
 pub mod loader;
 pub mod app;
+mod configuration;
 mod delivery;
 mod dispatch;
 mod options;
 mod runtime;
 
+pub use configuration::{Configuration, Feature, Otel, Tracing};
 pub use dispatch::OutputError;
 pub use options::{AppProtocol, RuntimeOptions};
 pub use runtime::{

@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use bindery_core::{
-    BindingError, BindingHealth, ComponentContext, InputBinding, OutputBinding,
-};
+use bindery_core::{BindingError, BindingHealth, ComponentContext, InputBinding, OutputBinding};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,7 +42,10 @@ pub(crate) struct Binding {
 
 impl Binding {
     pub(crate) fn output(&self) -> Option<Arc<dyn OutputBinding>> {
-        self.output.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.output
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn context(&self, app_id: &str) -> ComponentContext {
@@ -73,7 +74,10 @@ impl Binding {
                 .last_error
                 .unwrap_or_else(|| "output not connected yet".into()));
         }
-        if self.def.sides.input && self.subscription() == Subscription::Subscribed && !snap.connected {
+        if self.def.sides.input
+            && self.subscription() == Subscription::Subscribed
+            && !snap.connected
+        {
             return Err(snap
                 .last_error
                 .unwrap_or_else(|| "input not connected yet".into()));
@@ -278,16 +282,17 @@ impl Runtime {
                     *b.input.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(input));
                     tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for input binding");
                 }
-                Err(e) => return self.build_failed(&b, "input", e),
+                Err(e) => return self.build_failed(&b, "input", &e),
             }
         }
         if b.def.sides.output {
-            let first = tokio::time::timeout(b.def.init_timeout, b.def.factory.build_output(&ctx)).await;
+            let first =
+                tokio::time::timeout(b.def.init_timeout, b.def.factory.build_output(&ctx)).await;
             match first {
                 Ok(Ok(out)) => {
                     self.set_output(&b, Arc::from(out));
                 }
-                Ok(Err(e)) if !e.is_retryable() => return self.build_failed(&b, "output", e),
+                Ok(Err(e)) if !e.is_retryable() => return self.build_failed(&b, "output", &e),
                 Ok(Err(e)) => {
                     b.health.disconnected(e.to_string());
                     tracing::warn!(binding = %b.def.name, error = %e, "output binding cannot connect yet; retrying in the background");
@@ -314,7 +319,7 @@ impl Runtime {
         tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for output binding");
     }
 
-    fn build_failed(&self, b: &Binding, side: &str, e: BindingError) -> Option<ConfigIssue> {
+    fn build_failed(&self, b: &Binding, side: &str, e: &BindingError) -> Option<ConfigIssue> {
         b.health.disconnected(e.to_string());
         if b.def.ignore_errors {
             tracing::warn!(binding = %b.def.name, side, error = %e, "binding failed to initialise; going on without it (ignoreErrors)");
@@ -568,16 +573,16 @@ impl Runtime {
         }
         for b in &all {
             let input = b.input.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(input) = input {
-                if let Err(e) = input.close().await {
-                    tracing::warn!(binding = %b.def.name, error = %e, "closing input binding failed");
-                }
+            if let Some(input) = input
+                && let Err(e) = input.close().await
+            {
+                tracing::warn!(binding = %b.def.name, error = %e, "closing input binding failed");
             }
             let output = b.output.write().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(output) = output {
-                if let Err(e) = output.close().await {
-                    tracing::warn!(binding = %b.def.name, error = %e, "closing output binding failed");
-                }
+            if let Some(output) = output
+                && let Err(e) = output.close().await
+            {
+                tracing::warn!(binding = %b.def.name, error = %e, "closing output binding failed");
             }
         }
         tracing::info!("all components closed");

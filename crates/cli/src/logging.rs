@@ -1,0 +1,24 @@
+//! Structured logs: text for people, `--log-as-json` for machines.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber. `level` is one of daprd's levels.
+pub(crate) fn init(level: &str, json: bool) {
+    let level = match level {
+        "warning" => "warn",
+        "fatal" => "error",
+        other => other,
+    };
+    // RUST_LOG, when set, refines the level per module.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_target(false);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,16 @@
+//! Every binding compiled into this build, registered explicitly (greppable; no linker tricks).
+
+use bindery_core::Registry;
+
+/// The registry of every binding family enabled by cargo features.
+pub(crate) fn registry() -> Registry {
+    #[allow(unused_mut)]
+    let mut registry = Registry::new();
+    #[cfg(feature = "binding-cron")]
+    bindery_binding_cron::register(&mut registry);
+    #[cfg(feature = "binding-http")]
+    bindery_binding_http::register(&mut registry);
+    #[cfg(feature = "binding-localstorage")]
+    bindery_binding_localstorage::register(&mut registry);
+    registry
+}

@@ -1,0 +1,168 @@
+//! `bindery` run mode: load, build, serve, deliver, drain.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bindery_runtime::app::AppChannel;
+use bindery_runtime::loader::{LoadOptions, load};
+use bindery_runtime::{AppProtocol, Configuration, Runtime, RuntimeOptions, listen_addrs};
+use tokio::net::TcpListener;
+
+use crate::flags::{Flags, Protocol};
+
+pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
+    let started = Instant::now();
+    crate::logging::init(&flags.log_level, flags.log_as_json);
+    // One TLS provider for every binding that speaks TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let options = runtime_options(&flags)?;
+    if let Some(path) = &flags.config {
+        let config = Configuration::load(path).map_err(anyhow::Error::msg)?;
+        tracing::info!(config = %path.display(), features = config.features.len(), "configuration loaded");
+    }
+
+    let registry = crate::registry::registry();
+    let loaded = load(
+        &LoadOptions {
+            paths: options.resources_paths.clone(),
+            app_id: options.app_id.clone(),
+            namespace: options.namespace.clone(),
+        },
+        &registry,
+    )
+    .map_err(|issues| report_issues("the resources are invalid", &issues))?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    for b in &loaded.bindings {
+        tracing::info!(binding = %b.name, r#type = %b.type_name, version = %b.version, "component loaded");
+    }
+
+    let addrs = listen_addrs(&flags.dapr_listen_addresses, options.http_port)
+        .map_err(anyhow::Error::msg)?;
+    let http_listeners = bind_all(&addrs, "HTTP API").await?;
+
+    let app = app_channel(&options);
+    let runtime = Runtime::new(options, loaded, app);
+    runtime
+        .start()
+        .await
+        .map_err(|issues| report_issues("components failed to initialise", &issues))?;
+
+    let stop = bindery_core::CancellationToken::new();
+    let http = tokio::spawn(bindery_http::serve(Arc::clone(&runtime), http_listeners, {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    }));
+    tracing::info!(
+        app_id = %runtime.options().app_id,
+        http_port = runtime.options().http_port,
+        elapsed = ?started.elapsed(),
+        "bindery is ready: HTTP API listening on {}",
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    );
+
+    let inputs = {
+        let rt = Arc::clone(&runtime);
+        tokio::spawn(async move { rt.start_inputs().await })
+    };
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("signal received"),
+        _ = runtime.shutdown_requested() => {}
+    }
+    inputs.abort();
+    runtime.shutdown().await;
+    stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP API stopped with an error"),
+        Err(_) => tracing::warn!("HTTP API did not stop within 5s"),
+        _ => {}
+    }
+    tracing::info!("bindery stopped");
+    Ok(())
+}
+
+fn runtime_options(flags: &Flags) -> anyhow::Result<RuntimeOptions> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let max_body_size = usize::try_from(flags.max_body_size)
+        .context("--max-body-size is larger than this machine can hold")?;
+    if flags.app_protocol == Protocol::Grpc && flags.app_port.is_none() {
+        tracing::warn!("--app-protocol grpc without --app-port: no input event will be delivered");
+    }
+    Ok(RuntimeOptions {
+        app_id: flags.app_id.clone(),
+        app_port: flags.app_port,
+        app_protocol: match flags.app_protocol {
+            Protocol::Http => AppProtocol::Http,
+            Protocol::Grpc => AppProtocol::Grpc,
+        },
+        app_channel_address: flags.app_channel_address.clone(),
+        app_max_concurrency: usize::try_from(flags.app_max_concurrency).ok(),
+        max_body_size,
+        graceful_shutdown: Duration::from_secs(flags.dapr_graceful_shutdown_seconds),
+        binding_options_timeout: flags.app_binding_options_timeout,
+        resources_paths: flags.resources_path.clone(),
+        namespace: env("NAMESPACE"),
+        api_token: env("DAPR_API_TOKEN"),
+        app_api_token: env("APP_API_TOKEN"),
+        http_port: flags.dapr_http_port,
+        grpc_port: flags.dapr_grpc_port,
+    })
+}
+
+fn app_channel(options: &RuntimeOptions) -> Option<Arc<dyn AppChannel>> {
+    let port = options.app_port?;
+    match options.app_protocol {
+        AppProtocol::Http => Some(Arc::new(bindery_http::HttpAppChannel::new(
+            &options.app_channel_address,
+            port,
+            options.app_api_token.as_deref(),
+            options.max_body_size,
+        ))),
+        AppProtocol::Grpc => None,
+    }
+}
+
+async fn bind_all(addrs: &[std::net::SocketAddr], what: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for the {what}"))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn report_issues(what: &str, issues: &[bindery_runtime::loader::ConfigIssue]) -> anyhow::Error {
+    for issue in issues {
+        tracing::error!("{issue}");
+    }
+    let list: Vec<String> = issues.iter().map(|i| format!("  - {i}")).collect();
+    anyhow::anyhow!("{what} ({} problem(s)):\n{}", issues.len(), list.join("\n"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
