@@ -21,6 +21,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+    /// The status the app answered with.
+    pub status: u16,
 }
 
 impl Received {
@@ -81,6 +83,9 @@ struct Shared {
     received: Vec<Received>,
     // (method, path) -> answers in order; the last one repeats.
     answers: HashMap<(Method, String), Vec<Answer>>,
+    // path -> share of POSTs answered 500 at random
+    fail_ratio: HashMap<String, f64>,
+    rng: u64,
 }
 
 /// A recording HTTP app on 127.0.0.1. Unknown routes answer 404, as a real app would.
@@ -134,6 +139,25 @@ impl TestApp {
         self.answer(Method::POST, path, vec![Answer::status(200)]);
     }
 
+    /// Subscribe to `path` and fail a random `ratio` (0.0 to 1.0) of its deliveries with 500.
+    pub fn fail_randomly(&self, path: &str, ratio: f64) {
+        self.subscribe(path);
+        self.shared
+            .lock()
+            .unwrap()
+            .fail_ratio
+            .insert(path.to_owned(), ratio);
+    }
+
+    /// The bodies of the deliveries to `path` the app accepted (answered 2xx), in order.
+    pub fn accepted(&self, path: &str) -> Vec<Bytes> {
+        self.received_at(&Method::POST, path)
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .map(|r| r.body)
+            .collect()
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().unwrap().received.clone()
@@ -175,17 +199,35 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
     let key = (parts.method.clone(), parts.uri.path().to_owned());
     let answer = {
         let mut s = shared.lock().unwrap();
+        let mut answer = match s.answers.get_mut(&key) {
+            Some(list) if list.len() > 1 => Some(list.remove(0)),
+            Some(list) => list.first().cloned(),
+            None => None,
+        };
+        if parts.method == Method::POST
+            && let Some(ratio) = s.fail_ratio.get(parts.uri.path()).copied()
+        {
+            // xorshift: deterministic enough for a test, no dependency.
+            s.rng = if s.rng == 0 {
+                0x9E37_79B9_7F4A_7C15
+            } else {
+                s.rng
+            };
+            s.rng ^= s.rng << 13;
+            s.rng ^= s.rng >> 7;
+            s.rng ^= s.rng << 17;
+            if (s.rng % 10_000) as f64 / 10_000.0 < ratio {
+                answer = Some(Answer::status(500).body("random failure"));
+            }
+        }
         s.received.push(Received {
             method: parts.method.clone(),
             path: parts.uri.path().to_owned(),
             headers: parts.headers.clone(),
             body,
+            status: answer.as_ref().map_or(404, |a| a.status),
         });
-        match s.answers.get_mut(&key) {
-            Some(list) if list.len() > 1 => Some(list.remove(0)),
-            Some(list) => list.first().cloned(),
-            None => None,
-        }
+        answer
     };
     let Some(answer) = answer else {
         return StatusCode::NOT_FOUND.into_response();
