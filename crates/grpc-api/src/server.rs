@@ -172,8 +172,10 @@ fn metadata_headers(metadata: &HashMap<String, String>) -> MetadataMap {
     let mut headers = MetadataMap::new();
     for (k, v) in metadata {
         let key = MetadataKey::from_bytes(format!("metadata.{k}").as_bytes());
+        // gRPC allows only printable ASCII in text metadata values.
+        let printable = v.bytes().all(|b| (0x20..0x7f).contains(&b));
         match (key, MetadataValue::try_from(v.as_str())) {
-            (Ok(key), Ok(value)) => {
+            (Ok(key), Ok(value)) if printable => {
                 headers.insert(key, value);
             }
             _ => tracing::debug!(key = %k, "response metadata entry not sent as a header"),
