@@ -55,6 +55,7 @@ mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bindery_core::{
     BindingError, BindingFactory, BindingSpec, ComponentContext, Direction, InvokeRequest,
@@ -167,6 +168,7 @@ impl BindingFactory for HttpFactory {
             name: ctx.name.clone(),
             config: Arc::new(config),
             client,
+            closed: AtomicBool::new(false),
         }))
     }
 }
@@ -239,6 +241,7 @@ struct HttpBinding {
     name: String,
     config: Arc<HttpConfig>,
     client: reqwest::Client,
+    closed: AtomicBool,
 }
 
 #[async_trait]
@@ -248,6 +251,9 @@ impl OutputBinding for HttpBinding {
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<Option<InvokeResponse>, BindingError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BindingError::closed());
+        }
         let method = method_for(&req.operation)?;
         let url = join_path(
             &self.config.url,
@@ -304,6 +310,11 @@ impl OutputBinding for HttpBinding {
             metadata,
             content_type,
         }))
+    }
+    async fn close(&self) -> Result<(), BindingError> {
+        // Idle pooled connections go when the client is dropped with the binding.
+        self.closed.store(true, Ordering::Release);
+        Ok(())
     }
 }
 

@@ -650,3 +650,13 @@ fn urls_lose_their_passwords_in_messages() {
     assert_eq!(redact_url("http://h/x"), "http://h/x");
     assert_eq!(redact_url("http://u:p@[bad/x"), "http://redacted@[bad/x");
 }
+
+#[tokio::test]
+async fn calls_after_close_are_refused() {
+    let addr = server().await;
+    let b = binding(&[("url", &format!("http://{addr}/"))]).await;
+    b.invoke(request("get", "", &[])).await.unwrap();
+    b.close().await.unwrap();
+    let err = b.invoke(request("get", "", &[])).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+}

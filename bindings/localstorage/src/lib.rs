@@ -49,9 +49,11 @@
 
 mod paths;
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use bindery_core::util::unquote_json_string;
@@ -59,6 +61,7 @@ use bindery_core::{
     BindingError, BindingFactory, BindingSpec, ComponentContext, Direction, InvokeRequest,
     InvokeResponse, Metadata, MetadataField, OutputBinding, Registry, async_trait,
 };
+use bytes::Bytes;
 use tracing::debug;
 
 use crate::paths::{Confined, absolute_clean, confine, is_disallowed, resolve_root};
@@ -146,6 +149,7 @@ impl BindingFactory for LocalStorageFactory {
         ctx.health.connected();
         Ok(Box::new(LocalStorage {
             root: Arc::new(root),
+            closed: AtomicBool::new(false),
         }))
     }
 }
@@ -204,6 +208,7 @@ async fn blocking<T: Send + 'static>(
 struct LocalStorage {
     /// Canonical, existing directory.
     root: Arc<PathBuf>,
+    closed: AtomicBool,
 }
 
 impl LocalStorage {
@@ -245,10 +250,11 @@ impl LocalStorage {
                 )
             })?;
         }
-        tokio::fs::write(&target.abs, &data)
+        let len = data.len();
+        tokio::fs::write(&target.abs, data)
             .await
             .map_err(|e| io_error(&format!("error writing file {}", target.abs.display()), &e))?;
-        debug!(file = %target.abs.display(), bytes = data.len(), "wrote file");
+        debug!(file = %target.abs.display(), bytes = len, "wrote file");
         let body = serde_json::json!({ "fileName": target.rel }).to_string();
         Ok(Some(InvokeResponse::data(body)))
     }
@@ -332,6 +338,9 @@ impl OutputBinding for LocalStorage {
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<Option<InvokeResponse>, BindingError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BindingError::closed());
+        }
         match req.operation.as_str() {
             "create" => self.create(req).await,
             "get" => self.get(req).await,
@@ -342,17 +351,43 @@ impl OutputBinding for LocalStorage {
             ))),
         }
     }
+    async fn close(&self) -> Result<(), BindingError> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
 }
 
 /// What `create` writes: a JSON string unquoted, then standard padded base64 decoded.
-fn decode_data(data: &[u8]) -> Vec<u8> {
-    let text = unquote_json_string(data);
+/// Shares `data`'s buffer when nothing changes, so the common case copies nothing (and
+/// `tokio::fs::write` takes `Bytes` without copying either).
+fn decode_data(data: &Bytes) -> Bytes {
+    let text = match unquote_json_string(data) {
+        Cow::Borrowed(_) => data.clone(),
+        Cow::Owned(unquoted) => Bytes::from(unquoted),
+    };
+    if !is_padded_base64_shape(&text) {
+        return text;
+    }
     // STANDARD: the `+/` alphabet, `=` padding required, canonical trailing bits, no
     // whitespace. Narrower than Go's StdEncoding on purpose; see the crate docs.
-    match base64::engine::general_purpose::STANDARD.decode(text.as_ref()) {
-        Ok(decoded) if !text.is_empty() => decoded,
-        _ => text.into_owned(),
+    match base64::engine::general_purpose::STANDARD.decode(&text) {
+        Ok(decoded) => Bytes::from(decoded),
+        Err(_) => text,
     }
+}
+
+/// A cheap scan before decoding, so large payloads that are not base64 cost no allocation:
+/// non-empty, a multiple of four long, the standard alphabet, at most two `=` at the end.
+fn is_padded_base64_shape(text: &[u8]) -> bool {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
+        return false;
+    }
+    let body = text
+        .strip_suffix(b"==")
+        .or_else(|| text.strip_suffix(b"="))
+        .unwrap_or(text);
+    body.iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 /// Every regular file under `dir`, recursively, depth first in lexical order (as Go's

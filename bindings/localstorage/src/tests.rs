@@ -399,3 +399,12 @@ async fn unknown_operations_and_input_side_are_refused() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(LocalStorageFactory.build_input(&ctx("/tmp")).await.is_err());
 }
+
+#[tokio::test]
+async fn calls_after_close_are_refused() {
+    let (_dir, _root, b) = storage().await;
+    create(b.as_ref(), Some("x"), b"\"x\"").await;
+    b.close().await.unwrap();
+    let err = b.invoke(req("get", b"", Some("x"))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+}
