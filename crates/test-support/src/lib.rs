@@ -4,10 +4,12 @@
 //!   ports, its log captured, stopped with SIGTERM or killed;
 //! * [`TestApp`]: a real HTTP app on `127.0.0.1:0` that records every probe and delivery and
 //!   answers as each test tells it to;
+//! * [`conformance`]: Dapr's binding conformance steps, run on a binding's traits;
 //! * [`wait_until`]: deadline-based waiting, never sleep-and-hope.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+pub mod conformance;
 mod process;
 
 pub use app::{Answer, Received, TestApp};
