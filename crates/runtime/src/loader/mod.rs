@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bindery_core::{BindingFactory, Metadata, Registry};
+use bindery_core::{BindingFactory, Metadata};
 
 /// Where and for whom resources are loaded.
 #[derive(Debug, Clone)]
@@ -135,12 +135,20 @@ pub struct Loaded {
     pub bindings: Vec<ComponentDef>,
     /// Secret stores and other non-binding components that were loaded.
     pub others: Vec<OtherComponent>,
-    /// Problems that do not stop bindery: unknown metadata keys, components skipped by
-    /// `ignoreErrors`, non-YAML files, documents of other kinds.
+    /// Problems that do not stop bindery: unknown fields and metadata keys, components skipped
+    /// by `ignoreErrors`, non-YAML files, documents that are no resource (no `kind`).
     pub warnings: Vec<ConfigIssue>,
 }
 
+mod binding;
+mod component;
+mod issues;
 mod load;
+mod manifest;
+mod resolve;
+mod secrets;
+#[cfg(test)]
+mod tests;
 
 /// Load every resource from `options.paths` with the binding types of `registry`.
 ///
