@@ -12,5 +12,7 @@ pub(crate) fn registry() -> Registry {
     bindery_binding_http::register(&mut registry);
     #[cfg(feature = "binding-localstorage")]
     bindery_binding_localstorage::register(&mut registry);
+    #[cfg(feature = "binding-rabbitmq")]
+    bindery_binding_rabbitmq::register(&mut registry);
     registry
 }
