@@ -10,6 +10,8 @@ pub(crate) fn registry() -> Registry {
     bindery_binding_cron::register(&mut registry);
     #[cfg(feature = "binding-http")]
     bindery_binding_http::register(&mut registry);
+    #[cfg(feature = "binding-kafka")]
+    bindery_binding_kafka::register(&mut registry);
     #[cfg(feature = "binding-localstorage")]
     bindery_binding_localstorage::register(&mut registry);
     #[cfg(feature = "binding-rabbitmq")]

@@ -1,0 +1,699 @@
+//! The input side: a consumer group member that hands each message to the app and commits an
+//! offset only once the app accepted every message before it.
+//!
+//! ```text
+//! librdkafka consumer ──recv──▶ read loop ──per partition──▶ worker ──deliver──▶ sink
+//!        ▲                         │  pause/resume (backlog)     │
+//!        └──── store offset N+1 ◀──┴─────────── accepted N ◀─────┘
+//! ```
+//!
+//! * One worker per assigned partition delivers that partition's messages in offset order, one
+//!   at a time, so "every message up to N was accepted" is simply "N was accepted". A message
+//!   the app does not accept is redelivered with backoff and holds its partition; the other
+//!   partitions go on.
+//! * Offsets are stored (`enable.auto.offset.store=false`) only after acceptance; librdkafka
+//!   commits what is stored every second, when partitions are revoked and when the consumer
+//!   closes, and the read loop commits synchronously before it returns.
+//! * A partition whose worker falls behind is paused at the broker, so memory stays bounded
+//!   while a poison message is retried; it is resumed once the worker catches up.
+//! * On revocation the worker stops: its queued messages are dropped, an in-flight delivery is
+//!   finished but not stored, and the next owner starts from the last commit.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use bindery_core::util::Backoff;
+use bindery_core::{
+    BindingError, BindingHealth, CancellationToken, EventSink, InputBinding, InputEvent, Outcome,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{KafkaConfig, RedeliveryPolicy};
+use crate::context::HealthReporter;
+
+/// Event metadata: the message key (absent when the message has none).
+pub const KEY: &str = "__key";
+/// Event metadata: the topic.
+pub const TOPIC: &str = "__topic";
+/// Event metadata: the partition.
+pub const PARTITION: &str = "__partition";
+/// Event metadata: the offset.
+pub const OFFSET: &str = "__offset";
+/// Event metadata: the message timestamp in Unix milliseconds (absent when the broker has none).
+pub const TIMESTAMP: &str = "__timestamp";
+
+/// Pause a partition at the broker once this many of its messages wait for its worker.
+const PAUSE_AT: usize = 500;
+/// Resume it once its backlog is down to this.
+const RESUME_AT: usize = 50;
+/// Warn when one message has failed this many times (it is still retried).
+const WARN_AFTER_ATTEMPTS: u64 = 5;
+
+type TopicPartition = (String, i32);
+type KafkaConsumer = StreamConsumer<InputContext>;
+
+/// Per-partition state shared by the read loop, the worker and the rebalance callback.
+struct PartitionState {
+    /// Cancelled when the partition is revoked: the worker stops and stores nothing more.
+    revoked: CancellationToken,
+    tx: mpsc::UnboundedSender<OwnedMessage>,
+    flow: Mutex<Flow>,
+}
+
+#[derive(Default)]
+struct Flow {
+    /// Messages handed to the worker and not yet settled.
+    backlog: usize,
+    /// Whether bindery paused the partition at the broker.
+    paused: bool,
+}
+
+/// The partitions this member currently works on.
+#[derive(Default)]
+struct PartitionTable {
+    live: Mutex<HashMap<TopicPartition, Arc<PartitionState>>>,
+}
+
+impl PartitionTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, Arc<PartitionState>>> {
+        // A poisoned lock only means a panic elsewhere while updating plain data; keep going.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionState>> {
+        self.lock().get(tp).cloned()
+    }
+
+    fn insert(&self, tp: TopicPartition, state: Arc<PartitionState>) {
+        self.lock().insert(tp, state);
+    }
+
+    fn revoke(&self, tp: &TopicPartition) {
+        if let Some(state) = self.lock().remove(tp) {
+            state.revoked.cancel();
+        }
+    }
+}
+
+/// The consumer's callbacks: logs, health, and rebalances.
+pub(crate) struct InputContext {
+    reporter: HealthReporter,
+    partitions: Arc<PartitionTable>,
+}
+
+impl ClientContext for InputContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.reporter.on_log(level, fac, log_message);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.reporter.on_stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.reporter.on_error(&error, reason);
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    let mut parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+impl ConsumerContext for InputContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // librdkafka commits the offsets stored so far for these partitions as it removes
+            // them (enable.auto.commit); the workers must not store anything after this.
+            for e in tpl.elements() {
+                self.partitions
+                    .revoke(&(e.topic().to_owned(), e.partition()));
+            }
+            info!(binding = %self.reporter.binding(), partitions = %describe(tpl), "kafka partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                info!(binding = %self.reporter.binding(), partitions = %describe(tpl), "kafka partitions assigned");
+                // A partition paused by an earlier owner-worker stays paused across
+                // assignments in librdkafka; every new worker starts unpaused.
+                if tpl.count() > 0
+                    && let Err(e) = consumer.resume(tpl)
+                {
+                    warn!(binding = %self.reporter.binding(), error = %e, "could not resume assigned kafka partitions");
+                }
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                warn!(binding = %self.reporter.binding(), error = %e, "kafka rebalance failed");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                debug!(binding = %self.reporter.binding(), offsets = ?offsets_of(offsets), "kafka offsets committed");
+            }
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                warn!(binding = %self.reporter.binding(), error = %e, "committing kafka offsets failed; they are committed again with the next ones");
+            }
+        }
+    }
+}
+
+fn offsets_of(tpl: &TopicPartitionList) -> Vec<String> {
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}/{}@{o}", e.topic(), e.partition()),
+            other => format!("{}/{}@{other:?}", e.topic(), e.partition()),
+        })
+        .collect()
+}
+
+/// Go's `url.QueryEscape` on raw bytes: what Dapr applies to keys and header values when
+/// `escapeHeaders` is on.
+pub(crate) fn query_escape(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// The event for `msg`: its value as data, and Dapr's metadata (headers first, so that a
+/// header cannot hide the real topic, partition, offset, key or timestamp).
+pub(crate) fn event_for(msg: &OwnedMessage, escape: bool) -> InputEvent {
+    let text = |raw: &[u8]| {
+        if escape {
+            query_escape(raw)
+        } else {
+            String::from_utf8_lossy(raw).into_owned()
+        }
+    };
+    let mut metadata = HashMap::new();
+    if let Some(headers) = msg.headers() {
+        for h in headers.iter() {
+            metadata.insert(h.key.to_owned(), text(h.value.unwrap_or_default()));
+        }
+    }
+    if let Some(key) = msg.key() {
+        metadata.insert(KEY.to_owned(), text(key));
+    }
+    metadata.insert(TOPIC.to_owned(), msg.topic().to_owned());
+    metadata.insert(PARTITION.to_owned(), msg.partition().to_string());
+    metadata.insert(OFFSET.to_owned(), msg.offset().to_string());
+    if let Some(ms) = msg.timestamp().to_millis() {
+        metadata.insert(TIMESTAMP.to_owned(), ms.to_string());
+    }
+    InputEvent {
+        data: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+        metadata,
+        content_type: None,
+    }
+}
+
+/// A running input side.
+pub(crate) struct KafkaInput {
+    name: String,
+    config: Arc<KafkaConfig>,
+    health: BindingHealth,
+    /// The consumer made at build time (so configuration errors show then), used by the first
+    /// `read`.
+    first: Mutex<Option<Arc<KafkaConsumer>>>,
+    closed: CancellationToken,
+}
+
+impl KafkaInput {
+    /// Check the input configuration and create (not yet subscribe) the consumer.
+    pub(crate) fn new(
+        name: &str,
+        config: Arc<KafkaConfig>,
+        health: BindingHealth,
+    ) -> Result<Self, BindingError> {
+        let first = if config.topics.is_empty() {
+            None
+        } else {
+            Some(Arc::new(create_consumer(name, &config, &health)?))
+        };
+        Ok(KafkaInput {
+            name: name.to_owned(),
+            config,
+            health,
+            first: Mutex::new(first),
+            closed: CancellationToken::new(),
+        })
+    }
+}
+
+fn create_consumer(
+    name: &str,
+    config: &KafkaConfig,
+    health: &BindingHealth,
+) -> Result<KafkaConsumer, BindingError> {
+    let group = config.consumer_group.as_deref().ok_or_else(|| {
+        BindingError::config(
+            "consumerGroup",
+            "kafka error: consumerGroup is required to read topics",
+        )
+    })?;
+    config
+        .consumer_config(group)
+        .create_with_context(InputContext {
+            reporter: HealthReporter::new(name, "consumer", health.clone()),
+            partitions: Arc::new(PartitionTable::default()),
+        })
+        .map_err(|e| crate::output::client_config_error("consumer", &e))
+}
+
+/// What a worker needs besides its messages.
+struct Worker {
+    binding: String,
+    tp: TopicPartition,
+    state: Arc<PartitionState>,
+    consumer: Arc<KafkaConsumer>,
+    sink: EventSink,
+    policy: RedeliveryPolicy,
+    escape: bool,
+    /// Cancelled when the read loop stops: finish the delivery in flight, start no other.
+    stop: CancellationToken,
+    /// Cancelled by a worker when the runtime answered `Closed`.
+    draining: CancellationToken,
+}
+
+/// How a worker finished with one message.
+enum Settled {
+    /// Accepted (or dropped / dead-lettered) and stored.
+    Done,
+    /// The worker must stop (revoked, stopped or draining); the message is left for
+    /// redelivery.
+    Stop,
+}
+
+impl Worker {
+    fn tpl(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.tp.0, self.tp.1);
+        tpl
+    }
+
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<OwnedMessage>) {
+        let mut backoff = Backoff::new(self.policy.initial, self.policy.max);
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = self.state.revoked.cancelled() => return,
+                _ = self.stop.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            match self.settle(&msg, &mut backoff).await {
+                Settled::Done => {}
+                Settled::Stop => return,
+            }
+            backoff.reset();
+            self.settled_one();
+        }
+    }
+
+    /// Deliver `msg` until the app accepts it, or until this worker must stop.
+    async fn settle(&self, msg: &OwnedMessage, backoff: &mut Backoff) -> Settled {
+        let event = event_for(msg, self.escape);
+        let mut attempts: u64 = 0;
+        loop {
+            // A delivery in flight is finished even when stop or revoke arrive meanwhile: the
+            // runtime drains in-flight events, and a revoked partition's next owner starts from
+            // the last commit, so finishing only means fewer duplicates.
+            let outcome = self.sink.deliver(event.clone()).await;
+            if outcome.should_ack() {
+                self.store(msg);
+                if attempts > 0 {
+                    debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, "kafka message accepted after retries");
+                }
+                return Settled::Done;
+            }
+            let (reason, retry_after) = match outcome {
+                Outcome::Failed {
+                    reason,
+                    retry_after,
+                } => (reason, retry_after),
+                _ => {
+                    debug!(binding = %self.binding, "runtime is draining; kafka message left for redelivery");
+                    self.draining.cancel();
+                    return Settled::Stop;
+                }
+            };
+            attempts += 1;
+            let delay = backoff.delay_for(retry_after);
+            if self.policy.warn_after == Some(attempts) {
+                error!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, error = %reason,
+                    "kafka message still not accepted after backOffMaxRetries attempts; bindery keeps retrying it and its partition waits");
+            } else if attempts == WARN_AFTER_ATTEMPTS {
+                warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, error = %reason,
+                    "kafka message keeps failing; its partition waits until the app accepts it");
+            } else {
+                debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, retry_in = ?delay, error = %reason, "kafka message not accepted; redelivering");
+            }
+            tokio::select! {
+                biased;
+                _ = self.state.revoked.cancelled() => return Settled::Stop,
+                _ = self.stop.cancelled() => return Settled::Stop,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Record that every message up to `msg` was accepted.
+    fn store(&self, msg: &OwnedMessage) {
+        if self.state.revoked.is_cancelled() {
+            return;
+        }
+        // rd_kafka_offset_store stores offset + 1, the next message to read.
+        if let Err(e) = self
+            .consumer
+            .store_offset(&self.tp.0, self.tp.1, msg.offset())
+        {
+            // Refused when the partition was revoked meanwhile: its next owner redelivers.
+            debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), error = %e, "kafka offset not stored");
+        }
+    }
+
+    fn settled_one(&self) {
+        let mut flow = self.state.flow.lock().unwrap_or_else(|p| p.into_inner());
+        flow.backlog = flow.backlog.saturating_sub(1);
+        if flow.paused && flow.backlog <= RESUME_AT && !self.state.revoked.is_cancelled() {
+            match self.consumer.resume(&self.tpl()) {
+                Ok(()) => {
+                    flow.paused = false;
+                    debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, "kafka partition resumed");
+                }
+                Err(e) => {
+                    warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, error = %e, "could not resume kafka partition");
+                }
+            }
+        }
+    }
+}
+
+/// The read loop's state for one `read` call.
+struct ReadLoop<'a> {
+    input: &'a KafkaInput,
+    consumer: Arc<KafkaConsumer>,
+    table: Arc<PartitionTable>,
+    sink: EventSink,
+    workers: JoinSet<()>,
+    /// One gate per partition so that a new worker starts only after the previous owner of
+    /// the same partition in this process has finished its in-flight delivery.
+    gates: HashMap<TopicPartition, Arc<tokio::sync::Mutex<()>>>,
+    stop: CancellationToken,
+    draining: CancellationToken,
+}
+
+impl ReadLoop<'_> {
+    /// Hand `msg` to its partition's worker, starting one when needed.
+    fn dispatch(&mut self, msg: OwnedMessage) {
+        let tp = (msg.topic().to_owned(), msg.partition());
+        let state = match self.table.get(&tp) {
+            Some(s) => s,
+            None => self.start_worker(tp.clone()),
+        };
+        let mut flow = state.flow.lock().unwrap_or_else(|p| p.into_inner());
+        if state.tx.send(msg).is_err() {
+            // The worker already stopped (revoked): the message is redelivered to the next owner.
+            return;
+        }
+        flow.backlog += 1;
+        if !flow.paused && flow.backlog >= PAUSE_AT {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&tp.0, tp.1);
+            match self.consumer.pause(&tpl) {
+                Ok(()) => {
+                    flow.paused = true;
+                    debug!(binding = %self.input.name, topic = %tp.0, partition = tp.1, backlog = flow.backlog, "kafka partition paused while its worker catches up");
+                }
+                Err(e) => {
+                    warn!(binding = %self.input.name, topic = %tp.0, partition = tp.1, error = %e, "could not pause kafka partition");
+                }
+            }
+        }
+    }
+
+    fn start_worker(&mut self, tp: TopicPartition) -> Arc<PartitionState> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(PartitionState {
+            revoked: CancellationToken::new(),
+            tx,
+            flow: Mutex::new(Flow::default()),
+        });
+        self.table.insert(tp.clone(), Arc::clone(&state));
+        let gate = Arc::clone(self.gates.entry(tp.clone()).or_default());
+        let worker = Worker {
+            binding: self.input.name.clone(),
+            tp,
+            state: Arc::clone(&state),
+            consumer: Arc::clone(&self.consumer),
+            sink: self.sink.clone(),
+            policy: self.input.config.redelivery,
+            escape: self.input.config.escape_headers,
+            stop: self.stop.clone(),
+            draining: self.draining.clone(),
+        };
+        self.workers.spawn(async move {
+            let _gate = tokio::select! {
+                g = gate.lock_owned() => g,
+                _ = worker.state.revoked.cancelled() => return,
+                _ = worker.stop.cancelled() => return,
+            };
+            worker.run(rx).await;
+        });
+        state
+    }
+
+    /// Receive until stopped. Returns an error only when the consumer cannot go on.
+    async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), BindingError> {
+        let consumer = Arc::clone(&self.consumer);
+        let mut stream = consumer.stream();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = self.input.closed.cancelled() => return Ok(()),
+                _ = self.draining.cancelled() => return Ok(()),
+                next = stream.next() => match next {
+                    Some(Ok(m)) => {
+                        let owned = m.detach();
+                        self.dispatch(owned);
+                    }
+                    Some(Err(e)) => self.consumer_error(&e)?,
+                    None => return Err(BindingError::internal("kafka message stream ended")),
+                },
+            }
+            while self.workers.try_join_next().is_some() {}
+        }
+    }
+
+    fn consumer_error(&self, e: &KafkaError) -> Result<(), BindingError> {
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::PartitionEOF) => Ok(()),
+            Some(
+                RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition,
+            ) => {
+                warn!(binding = %self.input.name, error = %e, "kafka topic not available yet; waiting for it");
+                Ok(())
+            }
+            Some(RDKafkaErrorCode::Fatal) => Err(BindingError::unavailable(format!(
+                "kafka consumer failed for good: {e}"
+            ))),
+            _ => {
+                warn!(binding = %self.input.name, error = %e, "kafka consumer error");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Commit what the app accepted, leave the group and free the consumer.
+async fn commit_and_close(name: &str, consumer: Arc<KafkaConsumer>) {
+    let name = name.to_owned();
+    let closed = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => debug!(binding = %name, "kafka offsets committed"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                warn!(binding = %name, error = %e, "committing kafka offsets at stop failed; uncommitted messages will be delivered again")
+            }
+        }
+        consumer.unsubscribe();
+        // Dropping the last handle leaves the group (so the others take over at once) and
+        // waits for librdkafka to close; hence the blocking thread.
+        drop(consumer);
+    })
+    .await;
+    if let Err(e) = closed {
+        warn!(error = %e, "closing the kafka consumer failed");
+    }
+}
+
+#[bindery_core::async_trait]
+impl InputBinding for KafkaInput {
+    async fn read(&self, sink: EventSink, shutdown: CancellationToken) -> Result<(), BindingError> {
+        if self.closed.is_cancelled() {
+            return Err(BindingError::closed());
+        }
+        if self.config.topics.is_empty() {
+            warn!(binding = %self.name, "kafka binding: no topic defined (metadata 'topics'); the input side reads nothing");
+            self.health.connected();
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = self.closed.cancelled() => {}
+            }
+            return Ok(());
+        }
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let consumer = match first {
+            Some(c) => c,
+            None => Arc::new(create_consumer(&self.name, &self.config, &self.health)?),
+        };
+        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| {
+            BindingError::config(
+                "topics",
+                format!("kafka error: cannot subscribe to {topics:?}: {e}"),
+            )
+        })?;
+        info!(binding = %self.name, topics = ?topics, group = ?self.config.consumer_group, "kafka consumer subscribed");
+        let mut lp = ReadLoop {
+            input: self,
+            consumer: Arc::clone(&consumer),
+            table: Arc::clone(&consumer.context().partitions),
+            sink,
+            workers: JoinSet::new(),
+            gates: HashMap::new(),
+            stop: CancellationToken::new(),
+            draining: CancellationToken::new(),
+        };
+        let result = lp.run(&shutdown).await;
+        // Stop fetching; let each worker finish its delivery in flight and store it.
+        lp.stop.cancel();
+        while lp.workers.join_next().await.is_some() {}
+        drop(lp);
+        commit_and_close(&self.name, consumer).await;
+        result
+    }
+
+    async fn close(&self) -> Result<(), BindingError> {
+        self.closed.cancel();
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(consumer) = first {
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{Header, OwnedHeaders, Timestamp};
+
+    fn message(key: Option<&[u8]>, headers: Option<OwnedHeaders>) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(b"payload".to_vec()),
+            key.map(<[u8]>::to_vec),
+            "orders".into(),
+            Timestamp::CreateTime(1_700_000_000_123),
+            2,
+            42,
+            headers,
+        )
+    }
+
+    #[test]
+    fn event_carries_dapr_metadata() {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "trace",
+            value: Some("a b/c"),
+        });
+        let e = event_for(&message(Some(b"k 1"), Some(headers)), false);
+        assert_eq!(e.data.as_ref(), b"payload");
+        assert_eq!(e.metadata[KEY], "k 1");
+        assert_eq!(e.metadata[TOPIC], "orders");
+        assert_eq!(e.metadata[PARTITION], "2");
+        assert_eq!(e.metadata[OFFSET], "42");
+        assert_eq!(e.metadata[TIMESTAMP], "1700000000123");
+        assert_eq!(e.metadata["trace"], "a b/c");
+    }
+
+    #[test]
+    fn escaped_headers_follow_go_query_escape() {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "h",
+                value: Some("a b/c?d=é"),
+            })
+            .insert(Header::<&[u8]> {
+                key: "null",
+                value: None,
+            });
+        let e = event_for(&message(Some(b"k/1"), Some(headers)), true);
+        assert_eq!(e.metadata["h"], "a+b%2Fc%3Fd%3D%C3%A9");
+        assert_eq!(e.metadata["null"], "");
+        assert_eq!(e.metadata[KEY], "k%2F1");
+        assert_eq!(query_escape(b"AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(query_escape(&[0xff, b'\n']), "%FF%0A");
+    }
+
+    #[test]
+    fn headers_cannot_hide_the_real_position() {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: OFFSET,
+            value: Some("999"),
+        });
+        let e = event_for(&message(None, Some(headers)), false);
+        assert_eq!(e.metadata[OFFSET], "42");
+        assert!(!e.metadata.contains_key(KEY));
+    }
+
+    #[test]
+    fn missing_timestamp_is_left_out() {
+        let m = OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, None);
+        let e = event_for(&m, false);
+        assert!(!e.metadata.contains_key(TIMESTAMP));
+        assert!(e.data.is_empty());
+    }
+}
