@@ -16,5 +16,7 @@ pub(crate) fn registry() -> Registry {
     bindery_binding_localstorage::register(&mut registry);
     #[cfg(feature = "binding-rabbitmq")]
     bindery_binding_rabbitmq::register(&mut registry);
+    #[cfg(feature = "binding-redis")]
+    bindery_binding_redis::register(&mut registry);
     registry
 }
