@@ -36,6 +36,11 @@ pub async fn serve(
     listeners: Vec<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if listeners.is_empty() {
+        // tonic returns as soon as its incoming stream ends; keep the documented contract.
+        shutdown.await;
+        return Ok(());
+    }
     let max = runtime.options().max_body_size;
     let token = runtime.options().api_token.clone();
     let api = DaprServer::new(DaprApi { runtime })

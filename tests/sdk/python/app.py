@@ -26,7 +26,8 @@ lock = threading.Lock()
 
 @app.binding(binding)
 def on_event(req: BindingRequest):
-    call_md = {k: v for k, v in (req.metadata or ())}
+    # The SDK gives the call metadata as {key: [values]}.
+    call_md = {k: v[-1] for k, v in (req.metadata or {}).items()}
     with lock:
         events.append((req.data, dict(req.binding_metadata), call_md))
         print(f"event {len(events)}: data={req.data!r} metadata={dict(req.binding_metadata)}", flush=True)
