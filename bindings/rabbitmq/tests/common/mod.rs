@@ -63,8 +63,14 @@ pub fn component(name: &str, queue: &str, extra: &[(&str, &str)]) -> String {
     yaml
 }
 
+/// The test harness's HTTP client needs a TLS crypto provider, as the binary installs one.
+pub fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Start bindery with `component` for an app on `app_port`.
 pub async fn start_bindery(app_id: &str, file: &str, app_port: u16) -> Bindery {
+    crypto();
     Bindery::builder(app_id)
         .file("rabbitmq.yaml", file)
         .app_port(app_port)
