@@ -152,13 +152,14 @@ impl AppChannel for GrpcAppChannel {
             Ok(c) => c,
             Err(reason) => return AppReply::Failed { reason },
         };
-        // The name as the app listed it, so apps that look names up exactly still find it.
-        let name = match self.bindings.get() {
-            Some(listed) => listed
+        // The name as the app listed it, so apps that look names up exactly still find it. A
+        // binding with `direction: input` was never probed, so the list may be asked for here.
+        let name = match self.bindings().await {
+            Ok(listed) => listed
                 .get(&binding.to_lowercase())
                 .cloned()
                 .unwrap_or_else(|| binding.to_owned()),
-            None => binding.to_owned(),
+            Err(_) => binding.to_owned(),
         };
         let mut req = self.request(pb::BindingEventRequest {
             name,

@@ -426,3 +426,79 @@ async fn runtime_delivers_events_and_fan_out_through_the_channel() {
     assert_eq!(seen[0].metadata["k"], "v");
     h.stop().await;
 }
+
+/// A binding with `direction: input` is never probed; its events still carry the name as the
+/// app listed it.
+#[tokio::test]
+async fn delivery_without_a_probe_uses_the_listed_name() {
+    let app = Arc::new(TestApp {
+        bindings: Some(vec!["MyQueue".into()]),
+        ..Default::default()
+    });
+    let (addr, _stop) = start_app(Arc::clone(&app)).await;
+    let ch = channel(addr, None);
+    let reply = ch
+        .deliver("myqueue", "/myqueue", &InputEvent::new("m"))
+        .await;
+    assert_eq!(reply, AppReply::Accepted { fan_out: None });
+    assert_eq!(app.seen.lock().unwrap()[0].name, "MyQueue");
+}
+
+/// The app's fan-out to a binding that does not exist fails the event, so the source keeps it.
+#[tokio::test]
+async fn a_failed_fan_out_fails_the_event() {
+    let app = Arc::new(TestApp {
+        bindings: Some(vec!["feed".into()]),
+        answers: HashMap::from([(
+            "feed".to_owned(),
+            Ok(pb::BindingEventResponse {
+                to: vec!["missing".into()],
+                data: b"x".to_vec(),
+                ..Default::default()
+            }),
+        )]),
+        ..Default::default()
+    });
+    let (app_addr, _stop) = start_app(Arc::clone(&app)).await;
+    let (tx, rx) = mpsc::channel(4);
+    let factory = Arc::new(TestFactory {
+        events: Arc::new(Mutex::new(Some(rx))),
+    });
+    let loaded = Loaded {
+        bindings: vec![component(
+            "feed",
+            factory,
+            Sides {
+                input: true,
+                output: false,
+                explicit_input: false,
+            },
+        )],
+        ..Default::default()
+    };
+    let options = RuntimeOptions {
+        app_port: Some(app_addr.port()),
+        app_protocol: AppProtocol::Grpc,
+        ..Default::default()
+    };
+    let channel: Arc<dyn AppChannel> = Arc::new(channel(app_addr, None));
+    let h = Harness::with(options, loaded, Some(channel)).await;
+    let rt = Arc::clone(&h.runtime);
+    tokio::spawn(async move { rt.start_inputs().await });
+    let (done, outcome) = oneshot::channel();
+    tx.send((InputEvent::new("hello"), done)).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), outcome)
+        .await
+        .expect("outcome in time")
+        .unwrap();
+    match outcome {
+        Outcome::Failed { reason, .. } => {
+            assert!(
+                reason.contains("couldn't find output binding missing"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    h.stop().await;
+}
