@@ -150,7 +150,7 @@ impl AppChannel for GrpcAppChannel {
     async fn deliver(&self, binding: &str, _route: &str, event: &InputEvent) -> AppReply {
         let mut client = match self.client() {
             Ok(c) => c,
-            Err(reason) => return AppReply::Failed { reason },
+            Err(reason) => return AppReply::Failed { reason, code: None },
         };
         // The name as the app listed it, so apps that look names up exactly still find it. A
         // binding with `direction: input` was never probed, so the list may be asked for here.
@@ -171,6 +171,7 @@ impl AppChannel for GrpcAppChannel {
             Ok(resp) => reply(binding, resp.into_inner()),
             Err(s) => AppReply::Failed {
                 reason: describe("OnBindingEvent", &s),
+                code: Some(bindery_runtime::resiliency::Code::Grpc(s.code() as i32)),
             },
         }
     }

@@ -237,7 +237,7 @@ async fn non_ok_status_is_a_failure_naming_code_and_message() {
     let (addr, _stop) = start_app(app).await;
     let ch = channel(addr, None);
     match ch.deliver("b", "/b", &InputEvent::new("x")).await {
-        AppReply::Failed { reason } => {
+        AppReply::Failed { reason, .. } => {
             assert!(reason.contains("Internal"), "{reason}");
             assert!(reason.contains("handler blew up"), "{reason}");
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bindery_core::InputEvent;
 use bindery_runtime::app::{AppChannel, AppReply};
+use bindery_runtime::resiliency::Code;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -128,6 +129,7 @@ impl AppChannel for HttpAppChannel {
             Err(e) => {
                 return AppReply::Failed {
                     reason: format!("cannot build the request for binding {binding}: {e}"),
+                    code: None,
                 };
             }
         };
@@ -136,6 +138,7 @@ impl AppChannel for HttpAppChannel {
             Err(e) => {
                 return AppReply::Failed {
                     reason: format!("error invoking app: {e}"),
+                    code: None,
                 };
             }
         };
@@ -154,6 +157,7 @@ impl AppChannel for HttpAppChannel {
             Err(e) => {
                 return AppReply::Failed {
                     reason: format!("error reading the app's answer: {e}"),
+                    code: None,
                 };
             }
         };
@@ -190,7 +194,10 @@ fn interpret(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> 
             after: retry_after,
         }
     } else {
-        AppReply::Failed { reason }
+        AppReply::Failed {
+            reason,
+            code: Some(Code::Http(status.as_u16())),
+        }
     }
 }
 
@@ -289,7 +296,7 @@ mod tests {
             AppReply::Retry { after: Some(d), .. } if d == Duration::from_secs(3)
         ));
         assert!(
-            matches!(interpret(StatusCode::INTERNAL_SERVER_ERROR, None, b"boom"), AppReply::Failed { reason } if reason.contains("500") && reason.contains("boom"))
+            matches!(interpret(StatusCode::INTERNAL_SERVER_ERROR, None, b"boom"), AppReply::Failed { reason, .. } if reason.contains("500") && reason.contains("boom"))
         );
     }
 

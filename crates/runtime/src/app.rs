@@ -40,6 +40,8 @@ pub enum AppReply {
     Failed {
         /// Why, naming the status and what the app said.
         reason: String,
+        /// The HTTP status or gRPC code, for resiliency `matching` (`None`: transport error).
+        code: Option<crate::resiliency::Code>,
     },
 }
 

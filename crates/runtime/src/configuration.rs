@@ -104,7 +104,10 @@ mod tests {
             "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: c\nspec:\n  tracing:\n    samplingRate: \"1\"\n  features:\n    - name: HotReload\n      enabled: false\n",
         )
         .unwrap();
-        assert_eq!(c.tracing.as_ref().unwrap().sampling_rate.as_deref(), Some("1"));
+        assert_eq!(
+            c.tracing.as_ref().unwrap().sampling_rate.as_deref(),
+            Some("1")
+        );
         assert!(!c.feature("hotreload", true));
         assert!(c.feature("Other", true));
     }

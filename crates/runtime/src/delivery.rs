@@ -11,6 +11,7 @@ use bindery_core::{
 };
 
 use crate::app::{AppChannel, AppReply, FanOut};
+use crate::resiliency::{Attempt, Backoff, Code, Direction, Failure, Policy, Retry};
 use crate::runtime::{Binding, Runtime};
 
 const READ_RESTART_START: Duration = Duration::from_millis(250);
@@ -64,57 +65,182 @@ struct Delivery {
     app: Arc<dyn AppChannel>,
 }
 
+/// Why an attempt to deliver to the app did not succeed, for the inbound policy.
+struct Refused {
+    reason: String,
+    code: Option<Code>,
+    retry_after: Option<Duration>,
+}
+
+impl Attempt for Refused {
+    fn code(&self) -> Option<Code> {
+        self.code
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// What the app did with the event, once it took a decision.
+enum Taken {
+    Accepted(Option<FanOut>),
+    Dropped,
+}
+
+/// The inbound retry used when a dead-letter target is set and no resiliency policy retries:
+/// three more attempts with exponential backoff before the event goes to the dead letter.
+fn dead_letter_default() -> Policy {
+    Policy {
+        retry: Some(Retry {
+            name: "bindery-dead-letter-default".into(),
+            backoff: Backoff::Exponential {
+                max_interval: Duration::from_secs(10),
+            },
+            max_retries: Some(3),
+            matching: Default::default(),
+        }),
+        ..Policy::default()
+    }
+}
+
 #[async_trait]
 impl EventHandler for Delivery {
     async fn handle(&self, event: InputEvent) -> Outcome {
-        if self.rt.closing.is_cancelled() {
+        if self.rt.closing.is_cancelled() || self.binding.stop.is_cancelled() {
             return Outcome::Closed;
         }
         let _in_flight = self.rt.tasks.token();
         self.binding.health.event_received();
-        let _permit = match &self.rt.app_limit {
-            Some(limit) => match limit.acquire().await {
-                Ok(p) => Some(p),
-                Err(_) => return Outcome::Closed,
-            },
-            None => None,
-        };
         let name = &self.binding.def.name;
-        let reply = self
-            .app
-            .deliver(name, &self.binding.def.route, &event)
-            .await;
-        match reply {
-            AppReply::Accepted { fan_out: None } => Outcome::Accepted,
-            AppReply::Accepted {
-                fan_out: Some(fan_out),
-            } => match self.fan_out(fan_out).await {
+        let dead_letter = self
+            .binding
+            .def
+            .metadata
+            .get(DEAD_LETTER_KEY)
+            .filter(|d| !d.is_empty());
+        let policy = match (self.rt.policy(name, Direction::Inbound), dead_letter) {
+            (Some(p), _) if p.retry.is_some() => Some(p),
+            (p, Some(_)) => Some(Arc::new(Policy {
+                timeout: p.as_ref().and_then(|p| p.timeout),
+                breaker: p.as_ref().and_then(|p| p.breaker.clone()),
+                ..dead_letter_default()
+            })),
+            (p, None) => p,
+        };
+        let attempt = || self.attempt(&event);
+        let result = match &policy {
+            None => attempt()
+                .await
+                .map_err(|error| Failure::Failed { error, attempts: 1 }),
+            Some(p) => p.run(&self.binding.stop, attempt).await,
+        };
+        match result {
+            Ok(Taken::Accepted(None)) => Outcome::Accepted,
+            Ok(Taken::Accepted(Some(fan_out))) => match self.fan_out(fan_out).await {
                 Ok(()) => Outcome::Accepted,
                 Err(reason) => {
                     tracing::warn!(binding = %name, error = %reason, "app accepted the event but the output calls it asked for failed");
                     Outcome::failed(reason)
                 }
             },
-            AppReply::Drop => {
+            Ok(Taken::Dropped) => {
                 tracing::info!(binding = %name, "app dropped the event");
                 Outcome::Dropped
             }
-            AppReply::Retry { reason, after } => {
-                tracing::debug!(binding = %name, reason = %reason, "app asked for the event again later");
-                Outcome::Failed {
-                    reason,
-                    retry_after: after,
+            Err(Failure::Cancelled) => Outcome::Closed,
+            Err(failure) => {
+                let attempts = failure.attempts();
+                let retry_after = match &failure {
+                    Failure::Failed { error, .. } => error.retry_after,
+                    _ => None,
+                };
+                let reason = failure.to_string();
+                tracing::warn!(binding = %name, attempts, reason = %reason, "delivery to the app failed");
+                match dead_letter {
+                    Some(target) => self.dead_letter(target, event, &reason, attempts).await,
+                    None => Outcome::Failed {
+                        reason,
+                        retry_after,
+                    },
                 }
-            }
-            AppReply::Failed { reason } => {
-                tracing::warn!(binding = %name, reason = %reason, "delivery to the app failed");
-                Outcome::failed(reason)
             }
         }
     }
 }
 
+/// Component metadata naming the output binding that takes events whose retries ran out.
+pub(crate) const DEAD_LETTER_KEY: &str = "deadLetterBinding";
+
 impl Delivery {
+    /// One call to the app, under the concurrency limit.
+    async fn attempt(&self, event: &InputEvent) -> Result<Taken, Refused> {
+        let _permit = match &self.rt.app_limit {
+            Some(limit) => match limit.acquire().await {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Err(Refused {
+                        reason: "bindery is shutting down".into(),
+                        code: None,
+                        retry_after: None,
+                    });
+                }
+            },
+            None => None,
+        };
+        let def = &self.binding.def;
+        match self.app.deliver(&def.name, &def.route, event).await {
+            AppReply::Accepted { fan_out } => Ok(Taken::Accepted(fan_out)),
+            AppReply::Drop => Ok(Taken::Dropped),
+            AppReply::Retry { reason, after } => Err(Refused {
+                reason,
+                code: None,
+                retry_after: after,
+            }),
+            AppReply::Failed { reason, code } => Err(Refused {
+                reason,
+                code,
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Hand an event whose retries ran out to the dead-letter binding. Only if it took it is the
+    /// event acknowledged at its source.
+    async fn dead_letter(
+        &self,
+        target: &str,
+        event: InputEvent,
+        reason: &str,
+        attempts: u64,
+    ) -> Outcome {
+        let name = &self.binding.def.name;
+        let mut metadata = event.metadata;
+        metadata.insert("deadLetter.binding".into(), name.clone());
+        metadata.insert("deadLetter.reason".into(), reason.to_owned());
+        metadata.insert("deadLetter.attempts".into(), attempts.to_string());
+        let request = InvokeRequest {
+            operation: "create".into(),
+            data: event.data,
+            metadata,
+        };
+        match self.rt.invoke_output(target, request).await {
+            Ok(_) => {
+                tracing::warn!(binding = %name, dead_letter = %target, attempts, reason = %reason, "event dead-lettered");
+                Outcome::DeadLettered
+            }
+            Err(e) => {
+                tracing::error!(binding = %name, dead_letter = %target, error = %e, "the dead-letter binding did not take the event; leaving it at its source");
+                Outcome::failed(format!("{reason}; dead letter failed: {}", e.message))
+            }
+        }
+    }
+
     /// Call the output bindings the app named, with operation `create`.
     async fn fan_out(&self, fan_out: FanOut) -> Result<(), String> {
         let request = |data| InvokeRequest {

@@ -3,7 +3,12 @@
 
 use std::collections::HashMap;
 
-use bindery_core::{ErrorKind, InvokeRequest, InvokeResponse};
+use std::sync::Arc;
+
+use bindery_core::{BindingError, ErrorKind, InvokeRequest, InvokeResponse};
+use tokio_util::sync::CancellationToken;
+
+use crate::resiliency::{Attempt, Code, Direction, Failure};
 
 use crate::runtime::Runtime;
 
@@ -80,17 +85,76 @@ impl Runtime {
                 ),
             ));
         }
-        match output.invoke(request).await {
-            Ok(resp) => Ok(resp),
-            Err(mut e) => {
-                let metadata = e.take_metadata();
-                tracing::debug!(binding = %name, error = %e, "output binding call failed");
-                Err(OutputError {
-                    metadata,
-                    kind: Some(e.kind()),
-                    ..OutputError::new(name, &e)
-                })
+        let result = match self.policy(name, Direction::Outbound) {
+            None => output
+                .invoke(request)
+                .await
+                .map_err(|error| Failure::Failed { error, attempts: 1 }),
+            Some(policy) => {
+                let never = CancellationToken::new();
+                policy
+                    .run(&never, || {
+                        let req = request.clone();
+                        let out = Arc::clone(&output);
+                        async move { out.invoke(req).await.map_err(Outbound) }
+                    })
+                    .await
+                    .map_err(|f| match f {
+                        Failure::Failed { error, attempts } => Failure::Failed {
+                            error: error.0,
+                            attempts,
+                        },
+                        Failure::TimedOut { after, attempts } => {
+                            Failure::TimedOut { after, attempts }
+                        }
+                        Failure::BreakerOpen { message, attempts } => {
+                            Failure::BreakerOpen { message, attempts }
+                        }
+                        Failure::Cancelled => Failure::Cancelled,
+                    })
             }
-        }
+        };
+        result.map_err(|failure| match failure {
+            Failure::Failed { mut error, .. } => {
+                let metadata = error.take_metadata();
+                tracing::debug!(binding = %name, error = %error, "output binding call failed");
+                OutputError {
+                    metadata,
+                    kind: Some(error.kind()),
+                    ..OutputError::new(name, &error)
+                }
+            }
+            Failure::TimedOut { after, .. } => OutputError {
+                kind: Some(ErrorKind::Timeout),
+                ..OutputError::new(name, format_args!("timed out after {after:?}"))
+            },
+            other => OutputError::new(name, other),
+        })
+    }
+}
+
+/// A binding error seen by a retry policy.
+struct Outbound(BindingError);
+
+impl Attempt for Outbound {
+    fn code(&self) -> Option<Code> {
+        // The http binding reports the status it got; `matching.httpStatusCodes` applies to it.
+        self.0
+            .metadata()
+            .get("statusCode")
+            .and_then(|s| s.parse().ok())
+            .map(Code::Http)
+    }
+
+    fn permanent(&self) -> bool {
+        // Retrying a request the binding refused, or a thing that is not there, cannot help.
+        matches!(
+            self.0.kind(),
+            ErrorKind::InvalidRequest
+                | ErrorKind::InvalidConfig
+                | ErrorKind::Unsupported
+                | ErrorKind::NotFound
+                | ErrorKind::Closed
+        )
     }
 }

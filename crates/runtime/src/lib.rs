@@ -6,12 +6,13 @@
 //!   and its outcome back to the binding;
 //! * lifecycle: build, ready, draining, closed.
 
-pub mod loader;
 pub mod app;
 mod configuration;
 mod delivery;
 mod dispatch;
+pub mod loader;
 mod options;
+pub mod resiliency;
 mod runtime;
 
 pub use configuration::{Configuration, Feature, Otel, Tracing};

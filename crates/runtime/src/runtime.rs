@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::app::AppChannel;
 use crate::loader::{ComponentDef, ConfigIssue, Loaded, OtherComponent};
 use crate::options::RuntimeOptions;
+use crate::resiliency::{Direction, Policy, Resiliency};
 
 /// The version reported by `/v1.0/metadata` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -167,6 +168,7 @@ pub struct Runtime {
     extended: Mutex<BTreeMap<String, String>>,
     pub(crate) app: Option<Arc<dyn AppChannel>>,
     pub(crate) app_limit: Option<Arc<Semaphore>>,
+    resiliency: RwLock<Arc<Resiliency>>,
     app_ready: AtomicBool,
     outbound_ready: AtomicBool,
     /// Fired when someone asks bindery to stop (signal or `/v1.0/shutdown`).
@@ -195,6 +197,10 @@ impl Runtime {
         loaded: Loaded,
         app: Option<Arc<dyn AppChannel>>,
     ) -> Arc<Self> {
+        let resiliency = Resiliency::compile(
+            &loaded.resiliency,
+            loaded.bindings.iter().map(|b| b.name.as_str()),
+        );
         let bindings = loaded
             .bindings
             .into_iter()
@@ -222,6 +228,7 @@ impl Runtime {
             extended: Mutex::new(extended),
             app,
             app_limit,
+            resiliency: RwLock::new(Arc::new(resiliency)),
             app_ready: AtomicBool::new(false),
             outbound_ready: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
@@ -233,6 +240,14 @@ impl Runtime {
     /// The options it runs with.
     pub fn options(&self) -> &RuntimeOptions {
         &self.options
+    }
+
+    /// The resiliency policy for `component` in direction `dir`, if one applies.
+    pub(crate) fn policy(&self, component: &str, dir: Direction) -> Option<Arc<Policy>> {
+        self.resiliency
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .policy(component, dir)
     }
 
     pub(crate) fn binding(&self, name: &str) -> Option<Arc<Binding>> {

@@ -14,7 +14,7 @@ use super::secrets::{Env, SecretStores};
 use super::{ComponentDef, Sides};
 
 /// Metadata the runtime reads itself; still passed to the binding.
-const RESERVED: [&str; 2] = ["direction", "route"];
+const RESERVED: [&str; 3] = ["direction", "route", "deadLetterBinding"];
 
 /// Everything a binding component needs besides its manifest.
 pub(super) struct BindingInputs<'a> {

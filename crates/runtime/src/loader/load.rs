@@ -7,7 +7,7 @@ use bindery_core::Registry;
 
 use super::binding::{self, BindingInputs};
 use super::component::{self, ComponentManifest};
-use super::issues::{Problem, Report};
+use super::issues::{At, Problem, Report};
 use super::manifest::{self, Kind};
 use super::resolve::{self, Templates};
 use super::secrets::{self, Env, ProcessEnv, SecretStores};
@@ -29,9 +29,25 @@ pub(super) fn load_with_env(
     let mut report = Report::default();
 
     let mut components = Vec::new();
+    let mut resiliency = Vec::new();
     for doc in manifest::read_paths(&options.paths, &mut report) {
         match manifest::kind(&doc, &mut report) {
             Some(Kind::Component) => components.extend(component::parse(&doc, &mut report)),
+            Some(Kind::Resiliency) => {
+                match crate::resiliency::parse_document(&doc.value, doc.source.clone()) {
+                    Ok(r) => {
+                        if r.scopes.is_empty() || r.scopes.iter().any(|s| s == &options.app_id) {
+                            resiliency.push(r);
+                        }
+                    }
+                    Err(problems) => {
+                        let at = At::source(&doc.source);
+                        for (field, message) in problems {
+                            report.error(&at, Some(&field), message);
+                        }
+                    }
+                }
+            }
             // Another kind: read by its own loader, or not at all.
             None => {}
         }
@@ -118,11 +134,38 @@ pub(super) fn load_with_env(
         }
     }
 
+    check_dead_letters(&loaded, &mut report);
+    loaded.resiliency = resiliency;
     loaded.warnings = report.warnings;
     if report.errors.is_empty() {
         Ok(loaded)
     } else {
         Err(report.errors)
+    }
+}
+
+/// A `deadLetterBinding` must name another binding of this app that has an output side.
+fn check_dead_letters(loaded: &Loaded, report: &mut Report) {
+    for def in &loaded.bindings {
+        let Some(target) = def
+            .metadata
+            .get("deadLetterBinding")
+            .filter(|t| !t.is_empty())
+        else {
+            continue;
+        };
+        let ok = loaded
+            .bindings
+            .iter()
+            .any(|b| b.name == target && b.sides.output && b.name != def.name);
+        if !ok {
+            let at = At::source(&def.source).component(&def.name);
+            report.error(
+                &at,
+                Some("spec.metadata.deadLetterBinding"),
+                format!("{target:?} is not another output binding of this app"),
+            );
+        }
     }
 }
 

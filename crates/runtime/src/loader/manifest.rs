@@ -34,6 +34,8 @@ pub(super) struct Document {
 pub(super) enum Kind {
     /// `kind: Component`.
     Component,
+    /// `kind: Resiliency`.
+    Resiliency,
 }
 
 /// Which kind `doc` is, or `None` for a document another loader reads (`Configuration`,
@@ -54,6 +56,18 @@ pub(super) fn kind(doc: &Document, report: &mut Report) -> Option<Kind> {
     };
     let api_version = map.get("apiVersion").and_then(Value::as_str);
     match kind {
+        "Resiliency" => {
+            if api_version == Some(API_VERSION) {
+                Some(Kind::Resiliency)
+            } else {
+                report.error(
+                    &at,
+                    Some("apiVersion"),
+                    format!("kind Resiliency needs apiVersion {API_VERSION}"),
+                );
+                None
+            }
+        }
         "Component" => {
             if api_version == Some(API_VERSION) {
                 Some(Kind::Component)

@@ -135,6 +135,8 @@ pub struct Loaded {
     pub bindings: Vec<ComponentDef>,
     /// Secret stores and other non-binding components that were loaded.
     pub others: Vec<OtherComponent>,
+    /// `kind: Resiliency` documents that apply to this app.
+    pub resiliency: Vec<crate::resiliency::ResiliencyDoc>,
     /// Problems that do not stop bindery: unknown fields and metadata keys, components skipped
     /// by `ignoreErrors`, non-YAML files, documents that are no resource (no `kind`).
     pub warnings: Vec<ConfigIssue>,
