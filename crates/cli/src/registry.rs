@@ -6,6 +6,8 @@ use bindery_core::Registry;
 pub(crate) fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
+    #[cfg(any(feature = "binding-aws-s3", feature = "binding-aws-sqs", feature = "binding-aws-sns", feature = "binding-aws-dynamodb", feature = "binding-aws-kinesis"))]
+    bindery_binding_aws::register(&mut registry);
     #[cfg(feature = "binding-cron")]
     bindery_binding_cron::register(&mut registry);
     #[cfg(feature = "binding-http")]
