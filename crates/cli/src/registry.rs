@@ -20,5 +20,7 @@ pub(crate) fn registry() -> Registry {
     bindery_binding_rabbitmq::register(&mut registry);
     #[cfg(feature = "binding-redis")]
     bindery_binding_redis::register(&mut registry);
+    #[cfg(feature = "binding-smtp")]
+    bindery_binding_smtp::register(&mut registry);
     registry
 }
