@@ -18,21 +18,23 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let options = runtime_options(&flags)?;
-    if let Some(path) = &flags.config {
-        let config = Configuration::load(path).map_err(anyhow::Error::msg)?;
-        tracing::info!(config = %path.display(), features = config.features.len(), "configuration loaded");
-    }
+    let config = match &flags.config {
+        Some(path) => {
+            let config = Configuration::load(path).map_err(anyhow::Error::msg)?;
+            tracing::info!(config = %path.display(), features = config.features.len(), "configuration loaded");
+            config
+        }
+        None => Configuration::default(),
+    };
 
     let registry = crate::registry::registry();
-    let loaded = load(
-        &LoadOptions {
-            paths: options.resources_paths.clone(),
-            app_id: options.app_id.clone(),
-            namespace: options.namespace.clone(),
-        },
-        &registry,
-    )
-    .map_err(|issues| report_issues("the resources are invalid", &issues))?;
+    let load_options = LoadOptions {
+        paths: options.resources_paths.clone(),
+        app_id: options.app_id.clone(),
+        namespace: options.namespace.clone(),
+    };
+    let loaded = load(&load_options, &registry)
+        .map_err(|issues| report_issues("the resources are invalid", &issues))?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -64,6 +66,18 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
 
+    let watch_stop = bindery_core::CancellationToken::new();
+    // Hot reload is on unless the configuration turns the HotReload feature off.
+    if config.feature("HotReload", true) && !load_options.paths.is_empty() {
+        let rt = Arc::clone(&runtime);
+        let stop = watch_stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bindery_runtime::reload::watch(rt, load_options, registry, stop).await {
+                tracing::warn!(error = %e, "hot reload is off");
+            }
+        });
+    }
+
     let inputs = {
         let rt = Arc::clone(&runtime);
         tokio::spawn(async move { rt.start_inputs().await })
@@ -74,6 +88,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         _ = runtime.shutdown_requested() => {}
     }
     inputs.abort();
+    watch_stop.cancel();
     runtime.shutdown().await;
     stop.cancel();
     match tokio::time::timeout(Duration::from_secs(5), http).await {

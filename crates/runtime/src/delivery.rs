@@ -32,7 +32,7 @@ pub(crate) fn spawn_read_loop(
     });
     let sink = EventSink::new(delivery);
     let b = Arc::clone(binding);
-    rt.tasks.spawn(async move {
+    binding.tasks.spawn(async move {
         let mut wait = READ_RESTART_START;
         loop {
             let result = input.read(sink.clone(), b.stop.child_token()).await;
@@ -115,7 +115,7 @@ impl EventHandler for Delivery {
         if self.rt.closing.is_cancelled() || self.binding.stop.is_cancelled() {
             return Outcome::Closed;
         }
-        let _in_flight = self.rt.tasks.token();
+        let _in_flight = self.binding.tasks.token();
         self.binding.health.event_received();
         let name = &self.binding.def.name;
         let dead_letter = self

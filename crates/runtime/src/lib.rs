@@ -12,6 +12,7 @@ mod delivery;
 mod dispatch;
 pub mod loader;
 mod options;
+pub mod reload;
 pub mod resiliency;
 mod runtime;
 

@@ -39,9 +39,26 @@ pub(crate) struct Binding {
     pub(crate) subscription: Mutex<Subscription>,
     /// Stops this binding's background work (connect retries, read loop).
     pub(crate) stop: CancellationToken,
+    /// This binding's read loop, connect retries and deliveries in flight.
+    pub(crate) tasks: TaskTracker,
+    /// Whether its input side was started (probed and reading), so it starts once.
+    started: AtomicBool,
 }
 
 impl Binding {
+    fn new(def: ComponentDef) -> Arc<Binding> {
+        Arc::new(Binding {
+            def,
+            health: BindingHealth::default(),
+            output: RwLock::new(None),
+            input: Mutex::new(None),
+            subscription: Mutex::new(Subscription::Unknown),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started: AtomicBool::new(false),
+        })
+    }
+
     pub(crate) fn output(&self) -> Option<Arc<dyn OutputBinding>> {
         self.output
             .read()
@@ -175,8 +192,6 @@ pub struct Runtime {
     shutdown_requested: CancellationToken,
     /// Fired when input delivery must stop taking events.
     pub(crate) closing: CancellationToken,
-    /// Every read loop and every delivery in flight.
-    pub(crate) tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -204,17 +219,7 @@ impl Runtime {
         let bindings = loaded
             .bindings
             .into_iter()
-            .map(|def| {
-                let b = Binding {
-                    def,
-                    health: BindingHealth::default(),
-                    output: RwLock::new(None),
-                    input: Mutex::new(None),
-                    subscription: Mutex::new(Subscription::Unknown),
-                    stop: CancellationToken::new(),
-                };
-                (b.def.name.clone(), Arc::new(b))
-            })
+            .map(|def| (def.name.clone(), Binding::new(def)))
             .collect();
         let app_limit = options
             .app_max_concurrency
@@ -233,7 +238,6 @@ impl Runtime {
             outbound_ready: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
             closing: CancellationToken::new(),
-            tasks: TaskTracker::new(),
         })
     }
 
@@ -351,7 +355,8 @@ impl Runtime {
 
     fn spawn_output_retry(self: &Arc<Self>, b: Arc<Binding>) {
         let rt = Arc::clone(self);
-        self.tasks.spawn(async move {
+        let tasks = b.tasks.clone();
+        tasks.spawn(async move {
             let ctx = b.context(&rt.options.app_id);
             let mut wait = BUILD_BACKOFF_START;
             loop {
@@ -485,18 +490,18 @@ impl Runtime {
     /// Wait for the app, probe its subscriptions and start reading from the input bindings the
     /// app subscribed to. Runs until every input binding is started (or shutdown).
     pub async fn start_inputs(self: &Arc<Self>) {
-        let inputs: Vec<_> = self
-            .all_bindings()
-            .into_iter()
-            .filter(|b| b.def.sides.input)
-            .collect();
-        let Some(app) = self.app.clone() else {
-            if !inputs.is_empty() {
-                let names: Vec<_> = inputs.iter().map(|b| b.def.name.as_str()).collect();
+        if self.app.is_none() {
+            let names: Vec<String> = self
+                .all_bindings()
+                .iter()
+                .filter(|b| b.def.sides.input)
+                .map(|b| b.def.name.clone())
+                .collect();
+            if !names.is_empty() {
                 tracing::warn!(bindings = ?names, "no --app-port given: input bindings are loaded but nothing is delivered");
             }
             return;
-        };
+        }
         let addr = format!(
             "{}:{}",
             self.options.app_channel_address,
@@ -507,23 +512,36 @@ impl Runtime {
         }
         self.app_ready.store(true, Ordering::Release);
         tracing::info!(app = %addr, "app is reachable");
-        for b in inputs {
-            let Some(input) = b.input.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
-                continue;
-            };
-            let subscribed = if b.def.sides.explicit_input {
-                true
-            } else {
-                self.probe(&*app, &b).await
-            };
-            if !subscribed {
-                b.set_subscription(Subscription::NotSubscribed);
-                tracing::info!(binding = %b.def.name, "app has not subscribed to binding {}.", b.def.name);
-                continue;
-            }
-            b.set_subscription(Subscription::Subscribed);
-            crate::delivery::spawn_read_loop(self, &b, input, Arc::clone(&app));
+        for b in self.all_bindings() {
+            self.start_input(&b).await;
         }
+    }
+
+    /// Probe the app for `b` and start its read loop if the app subscribes. Does nothing when
+    /// `b` has no input side, the app is not ready yet, or it was started already.
+    async fn start_input(self: &Arc<Self>, b: &Arc<Binding>) {
+        let Some(app) = self.app.clone() else { return };
+        if !b.def.sides.input || !self.app_ready.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(input) = b.input.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        if b.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let subscribed = if b.def.sides.explicit_input {
+            true
+        } else {
+            self.probe(&*app, b).await
+        };
+        if !subscribed {
+            b.set_subscription(Subscription::NotSubscribed);
+            tracing::info!(binding = %b.def.name, "app has not subscribed to binding {}.", b.def.name);
+            return;
+        }
+        b.set_subscription(Subscription::Subscribed);
+        crate::delivery::spawn_read_loop(self, b, input, app);
     }
 
     async fn wait_for_app(&self, addr: &str) -> bool {
@@ -576,31 +594,100 @@ impl Runtime {
         tracing::info!(grace = ?self.options.graceful_shutdown, "shutting down: stopping input bindings");
         self.closing.cancel();
         let all = self.all_bindings();
-        for b in &all {
-            b.stop.cancel();
-        }
-        self.tasks.close();
-        if tokio::time::timeout(self.options.graceful_shutdown, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?self.options.graceful_shutdown, "in-flight work did not finish within the grace period");
-        }
-        for b in &all {
-            let input = b.input.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(input) = input
-                && let Err(e) = input.close().await
-            {
-                tracing::warn!(binding = %b.def.name, error = %e, "closing input binding failed");
-            }
-            let output = b.output.write().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(output) = output
-                && let Err(e) = output.close().await
-            {
-                tracing::warn!(binding = %b.def.name, error = %e, "closing output binding failed");
-            }
-        }
+        drain(&all, self.options.graceful_shutdown).await;
         tracing::info!("all components closed");
+    }
+
+    /// Swap in `loaded` while running: new components are built and started, removed ones
+    /// drained and closed, changed ones built to ready before the old instance drains. A changed
+    /// component whose new instance cannot be built keeps running as it was.
+    pub async fn reload(self: &Arc<Self>, loaded: Loaded) {
+        let current: BTreeMap<String, Arc<Binding>> = self
+            .bindings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut next: BTreeMap<String, Arc<Binding>> = BTreeMap::new();
+        let mut retired = Vec::new();
+        let mut fresh = Vec::new();
+        for def in loaded.bindings.iter().cloned() {
+            match current.get(&def.name) {
+                Some(old) if old.def.fingerprint == def.fingerprint => {
+                    next.insert(def.name.clone(), Arc::clone(old));
+                }
+                old => {
+                    let name = def.name.clone();
+                    let b = Binding::new(def);
+                    if let Some(issue) = self.build(Arc::clone(&b)).await {
+                        tracing::error!("{issue}; keeping the running version");
+                        if let Some(old) = old {
+                            next.insert(name, Arc::clone(old));
+                        }
+                        continue;
+                    }
+                    if let Some(old) = old {
+                        if b.def.sides.output && b.output().is_none() {
+                            tracing::error!(binding = %name, error = ?b.health.snapshot().last_error,
+                                "the changed component cannot connect; keeping the running version");
+                            b.stop.cancel();
+                            next.insert(name, Arc::clone(old));
+                            continue;
+                        }
+                        retired.push(Arc::clone(old));
+                        tracing::info!(binding = %name, "component updated");
+                    } else {
+                        tracing::info!(binding = %name, "component added");
+                    }
+                    fresh.push(Arc::clone(&b));
+                    next.insert(name, b);
+                }
+            }
+        }
+        for (name, old) in &current {
+            if !next.contains_key(name) {
+                tracing::info!(binding = %name, "component removed");
+                retired.push(Arc::clone(old));
+            }
+        }
+        let resiliency = Resiliency::compile(&loaded.resiliency, next.keys().map(String::as_str));
+        *self.resiliency.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(resiliency);
+        *self.others.write().unwrap_or_else(|p| p.into_inner()) = loaded.others;
+        *self.bindings.write().unwrap_or_else(|p| p.into_inner()) = next;
+        // The new instances serve before the old ones stop.
+        for b in &fresh {
+            self.start_input(b).await;
+        }
+        drain(&retired, self.options.graceful_shutdown).await;
+    }
+}
+
+/// Stop `bindings`: no new events, read loops cancelled, in-flight work given `grace` to
+/// finish, then every instance closed.
+async fn drain(bindings: &[Arc<Binding>], grace: Duration) {
+    for b in bindings {
+        b.stop.cancel();
+        b.tasks.close();
+    }
+    let waits = bindings.iter().map(|b| b.tasks.wait());
+    if tokio::time::timeout(grace, futures::future::join_all(waits))
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?grace, "in-flight work did not finish within the grace period");
+    }
+    for b in bindings {
+        let input = b.input.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(input) = input
+            && let Err(e) = input.close().await
+        {
+            tracing::warn!(binding = %b.def.name, error = %e, "closing input binding failed");
+        }
+        let output = b.output.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(output) = output
+            && let Err(e) = output.close().await
+        {
+            tracing::warn!(binding = %b.def.name, error = %e, "closing output binding failed");
+        }
     }
 }
 
