@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use axum::routing::{get, post, put};
 use bindery_core::InvokeRequest;
 use bindery_runtime::Runtime;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
@@ -116,10 +117,25 @@ async fn read_body(rt: &Runtime, body: Body) -> Result<Bytes, ApiError> {
 
 async fn invoke_binding(
     State(rt): State<Arc<Runtime>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // A name that is not UTF-8 once decoded names no binding: answer as for any unknown name,
+    // in Dapr's error shape, not with the router's plain-text rejection.
+    let name = match name {
+        Ok(Path(name)) => name,
+        Err(_) => {
+            let name = lossy_binding_name(uri.path());
+            return Err(ApiError::invoke(
+                format!(
+                    "error invoking output binding {name}: couldn't find output binding {name}"
+                ),
+                HashMap::new(),
+            ));
+        }
+    };
     let bytes = read_body(&rt, body).await?;
     let req: OutputBindingRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::malformed(format!("failed deserializing HTTP body: {e}")))?;
@@ -153,6 +169,30 @@ async fn invoke_binding(
         }
         Err(e) => Err(ApiError::invoke(e.message, e.metadata)),
     }
+}
+
+/// The `{name}` segment of a bindings path, percent-decoded, invalid UTF-8 replaced.
+fn lossy_binding_name(path: &str) -> String {
+    let segment = path.rsplit('/').next().unwrap_or_default().as_bytes();
+    let mut out = Vec::with_capacity(segment.len());
+    let mut i = 0;
+    while i < segment.len() {
+        let hex = segment
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (segment[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Deserialize)]
@@ -233,4 +273,15 @@ async fn not_found(req: Request) -> ApiError {
             req.uri().path()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_names_decode_lossily() {
+        assert_eq!(lossy_binding_name("/v1.0/bindings/a%FFb"), "a\u{FFFD}b");
+        assert_eq!(lossy_binding_name("/v1.0/bindings/%C3%A9%zz%4"), "é%zz%4");
+    }
 }
