@@ -1,5 +1,7 @@
 //! Structured logs: text for people, `--log-as-json` for machines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `level` is one of daprd's levels.
@@ -15,6 +17,8 @@ pub(crate) fn init(level: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
+        // Colours only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_target(false);
     if json {
         builder.json().flatten_event(true).init();
