@@ -302,6 +302,9 @@ where
 /// Map an SDK error: no answer (connection refused, DNS, TLS) → `unavailable`; a timeout →
 /// `timeout`; throttling or a 5xx → `unavailable`; any other answer → `rejected` carrying the
 /// backend's own code and message. `context` says what bindery was doing.
+// Callers hand the error over (`map_err(|e| sdk_error(.., e))`); taking it by value keeps that
+// call shape even though only a reference is needed.
+#[allow(clippy::needless_pass_by_value)]
 pub(crate) fn sdk_error<E>(context: &str, err: SdkError<E, HttpResponse>) -> BindingError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,

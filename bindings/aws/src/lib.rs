@@ -39,6 +39,13 @@
 //! assert!(s3.spec().is_sensitive("secretKey"));
 //! ```
 
+#[cfg(any(
+    feature = "s3",
+    feature = "sqs",
+    feature = "sns",
+    feature = "dynamodb",
+    feature = "kinesis"
+))]
 #[macro_use]
 mod common;
 #[cfg(feature = "dynamodb")]
