@@ -79,6 +79,31 @@ pub(crate) struct Flags {
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub(crate) dapr_graceful_shutdown_seconds: u64,
 
+    /// Probe the app's health; input bindings pause while it is unhealthy.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value_t = false, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub(crate) enable_app_health_check: bool,
+
+    /// The path of the app's health check (HTTP apps).
+    #[arg(long, default_value = "/healthz", value_name = "PATH")]
+    pub(crate) app_health_check_path: String,
+
+    /// Time between app health probes: seconds, or a duration like 500ms.
+    #[arg(long, default_value = "5", value_parser = seconds, value_name = "DURATION")]
+    pub(crate) app_health_probe_interval: Duration,
+
+    /// How long one app health probe may take: milliseconds, or a duration like 1s.
+    #[arg(long, default_value = "500", value_parser = millis, value_name = "DURATION")]
+    pub(crate) app_health_probe_timeout: Duration,
+
+    /// Failed probes in a row after which the app counts as unhealthy.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) app_health_threshold: u32,
+
+    /// On a signal, stop input bindings and keep serving output calls this long (or until the
+    /// app turns unhealthy) before shutting down.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub(crate) dapr_block_shutdown_duration: Option<Duration>,
+
     /// How long asking the app whether it subscribes to an input binding may take.
     #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]
     pub(crate) app_binding_options_timeout: Duration,
@@ -111,6 +136,14 @@ fn quantity(s: &str) -> Result<u64, String> {
 
 fn duration(s: &str) -> Result<Duration, String> {
     bindery_core::parse_duration(s, Duration::from_secs(1))
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    bindery_core::parse_duration(s, Duration::from_secs(1))
+}
+
+fn millis(s: &str) -> Result<Duration, String> {
+    bindery_core::parse_duration(s, Duration::from_millis(1))
 }
 
 fn concurrency(s: &str) -> Result<i64, String> {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bindery_runtime::app::AppChannel;
 use bindery_runtime::loader::{LoadOptions, load};
-use bindery_runtime::{AppProtocol, Configuration, Runtime, RuntimeOptions, listen_addrs};
+use bindery_runtime::{
+    AppHealthCheck, AppProtocol, Configuration, Runtime, RuntimeOptions, listen_addrs,
+};
 use tokio::net::TcpListener;
 
 use crate::flags::{Flags, Protocol};
@@ -45,6 +47,9 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let addrs = listen_addrs(&flags.dapr_listen_addresses, options.http_port)
         .map_err(anyhow::Error::msg)?;
     let http_listeners = bind_all(&addrs, "HTTP API").await?;
+    let grpc_addrs = listen_addrs(&flags.dapr_listen_addresses, options.grpc_port)
+        .map_err(anyhow::Error::msg)?;
+    let grpc_listeners = bind_all(&grpc_addrs, "gRPC API").await?;
 
     let app = app_channel(&options);
     let runtime = Runtime::new(options, loaded, app);
@@ -58,8 +63,17 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         let stop = stop.clone();
         async move { stop.cancelled().await }
     }));
+    let grpc = tokio::spawn(bindery_grpc::serve(
+        Arc::clone(&runtime),
+        grpc_listeners,
+        {
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        },
+    ));
     tracing::info!(
         app_id = %runtime.options().app_id,
+        grpc_port = runtime.options().grpc_port,
         http_port = runtime.options().http_port,
         elapsed = ?started.elapsed(),
         "bindery is ready: HTTP API listening on {}",
@@ -83,9 +97,15 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         tokio::spawn(async move { rt.start_inputs().await })
     };
 
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("signal received"),
-        _ = runtime.shutdown_requested() => {}
+    let signalled = tokio::select! {
+        _ = shutdown_signal() => true,
+        _ = runtime.shutdown_requested() => false,
+    };
+    if signalled {
+        tracing::info!("signal received");
+        if let Some(d) = runtime.options().block_shutdown {
+            runtime.block_shutdown(d).await;
+        }
     }
     inputs.abort();
     watch_stop.cancel();
@@ -96,6 +116,11 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("HTTP API did not stop within 5s"),
         _ => {}
     }
+    match tokio::time::timeout(Duration::from_secs(5), grpc).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC API stopped with an error"),
+        Err(_) => tracing::warn!("gRPC API did not stop within 5s"),
+        _ => {}
+    }
     tracing::info!("bindery stopped");
     Ok(())
 }
@@ -104,9 +129,6 @@ fn runtime_options(flags: &Flags) -> anyhow::Result<RuntimeOptions> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let max_body_size = usize::try_from(flags.max_body_size)
         .context("--max-body-size is larger than this machine can hold")?;
-    if flags.app_protocol == Protocol::Grpc && flags.app_port.is_none() {
-        tracing::warn!("--app-protocol grpc without --app-port: no input event will be delivered");
-    }
     Ok(RuntimeOptions {
         app_id: flags.app_id.clone(),
         app_port: flags.app_port,
@@ -123,6 +145,17 @@ fn runtime_options(flags: &Flags) -> anyhow::Result<RuntimeOptions> {
         namespace: env("NAMESPACE"),
         api_token: env("DAPR_API_TOKEN"),
         app_api_token: env("APP_API_TOKEN"),
+        app_health: flags.enable_app_health_check.then(|| AppHealthCheck {
+            path: if flags.app_health_check_path.starts_with('/') {
+                flags.app_health_check_path.clone()
+            } else {
+                format!("/{}", flags.app_health_check_path)
+            },
+            interval: flags.app_health_probe_interval,
+            timeout: flags.app_health_probe_timeout,
+            threshold: flags.app_health_threshold,
+        }),
+        block_shutdown: flags.dapr_block_shutdown_duration,
         http_port: flags.dapr_http_port,
         grpc_port: flags.dapr_grpc_port,
     })
@@ -137,7 +170,19 @@ fn app_channel(options: &RuntimeOptions) -> Option<Arc<dyn AppChannel>> {
             options.app_api_token.as_deref(),
             options.max_body_size,
         ))),
-        AppProtocol::Grpc => None,
+        AppProtocol::Grpc => {
+            let host = &options.app_channel_address;
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            Some(Arc::new(bindery_grpc::GrpcAppChannel::new(
+                format!("http://{host}:{port}"),
+                options.app_api_token.clone(),
+                options.max_body_size,
+            )))
+        }
     }
 }
 

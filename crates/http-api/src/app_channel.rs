@@ -98,6 +98,25 @@ impl AppChannel for HttpAppChannel {
         Ok(status_subscribes(status))
     }
 
+    async fn healthy(&self, path: &str) -> Result<(), String> {
+        let req = self
+            .request(Method::GET, path)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("invalid health check path {path:?}: {e}"))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("app health check failed: {e}"))?;
+        let status = resp.status();
+        let _ = Limited::new(resp.into_body(), 64 * 1024).collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("app health check answered {status}"))
+        }
+    }
+
     async fn deliver(&self, binding: &str, route: &str, event: &InputEvent) -> AppReply {
         let mut builder = self.request(Method::POST, route).header(
             header::CONTENT_TYPE,

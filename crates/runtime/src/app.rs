@@ -54,4 +54,11 @@ pub trait AppChannel: Send + Sync + 'static {
 
     /// Deliver one event to the app and report its answer.
     async fn deliver(&self, binding: &str, route: &str, event: &InputEvent) -> AppReply;
+
+    /// Ask the app whether it is healthy (`--enable-app-health-check`); HTTP apps at `path`.
+    /// `Err` says why not.
+    async fn healthy(&self, path: &str) -> Result<(), String> {
+        let _ = path;
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use bindery_core::{
     EventHandler, EventSink, InputBinding, InputEvent, InvokeRequest, Outcome, async_trait,
 };
@@ -24,6 +26,7 @@ pub(crate) fn spawn_read_loop(
     binding: &Arc<Binding>,
     input: Arc<dyn InputBinding>,
     app: Arc<dyn AppChannel>,
+    reading: CancellationToken,
 ) {
     let delivery = Arc::new(Delivery {
         rt: Arc::clone(rt),
@@ -35,8 +38,8 @@ pub(crate) fn spawn_read_loop(
     binding.tasks.spawn(async move {
         let mut wait = READ_RESTART_START;
         loop {
-            let result = input.read(sink.clone(), b.stop.child_token()).await;
-            if b.stop.is_cancelled() {
+            let result = input.read(sink.clone(), reading.child_token()).await;
+            if reading.is_cancelled() {
                 break;
             }
             match result {
@@ -49,7 +52,7 @@ pub(crate) fn spawn_read_loop(
                 }
             }
             tokio::select! {
-                _ = b.stop.cancelled() => break,
+                _ = reading.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(READ_RESTART_MAX);

@@ -18,7 +18,7 @@ mod runtime;
 
 pub use configuration::{Configuration, Feature, Otel, Tracing};
 pub use dispatch::OutputError;
-pub use options::{AppProtocol, RuntimeOptions};
+pub use options::{AppHealthCheck, AppProtocol, RuntimeOptions};
 pub use runtime::{
     AppConnectionInfo, ComponentInfo, ComponentStatus, MetadataInfo, Runtime, Subscription,
     VERSION, listen_addrs,

@@ -48,6 +48,11 @@ pub struct RuntimeOptions {
     pub api_token: Option<String>,
     /// `APP_API_TOKEN`: sent to the app when set.
     pub app_api_token: Option<String>,
+    /// `--enable-app-health-check` and its settings; `None` when off.
+    pub app_health: Option<AppHealthCheck>,
+    /// `--dapr-block-shutdown-duration`: on a signal, stop input bindings and keep serving
+    /// output calls this long (or until the app turns unhealthy) before shutting down.
+    pub block_shutdown: Option<Duration>,
     /// `--dapr-http-port`, reported by `/v1.0/metadata`.
     pub http_port: u16,
     /// `--dapr-grpc-port`, reported by `/v1.0/metadata`.
@@ -69,8 +74,24 @@ impl Default for RuntimeOptions {
             namespace: None,
             api_token: None,
             app_api_token: None,
+            app_health: None,
+            block_shutdown: None,
             http_port: 3500,
             grpc_port: 50001,
         }
     }
+}
+
+/// App health checks: probe the app every `interval`; after `threshold` failures in a row the
+/// app is unhealthy and input bindings pause until it answers again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHealthCheck {
+    /// `--app-health-check-path` (HTTP apps).
+    pub path: String,
+    /// `--app-health-probe-interval`.
+    pub interval: Duration,
+    /// `--app-health-probe-timeout`.
+    pub timeout: Duration,
+    /// `--app-health-threshold`.
+    pub threshold: u32,
 }

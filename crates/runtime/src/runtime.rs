@@ -43,6 +43,8 @@ pub(crate) struct Binding {
     pub(crate) tasks: TaskTracker,
     /// Whether its input side was started (probed and reading), so it starts once.
     started: AtomicBool,
+    /// Stops the current read loop only (pause), a child of `stop`.
+    reading: Mutex<Option<CancellationToken>>,
 }
 
 impl Binding {
@@ -56,6 +58,7 @@ impl Binding {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: AtomicBool::new(false),
+            reading: Mutex::new(None),
         })
     }
 
@@ -188,6 +191,8 @@ pub struct Runtime {
     resiliency: RwLock<Arc<Resiliency>>,
     app_ready: AtomicBool,
     outbound_ready: AtomicBool,
+    /// Set by a blocked shutdown: input bindings stay paused whatever the app's health.
+    inputs_blocked: AtomicBool,
     /// Fired when someone asks bindery to stop (signal or `/v1.0/shutdown`).
     shutdown_requested: CancellationToken,
     /// Fired when input delivery must stop taking events.
@@ -236,6 +241,7 @@ impl Runtime {
             resiliency: RwLock::new(Arc::new(resiliency)),
             app_ready: AtomicBool::new(false),
             outbound_ready: AtomicBool::new(false),
+            inputs_blocked: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
             closing: CancellationToken::new(),
         })
@@ -510,10 +516,51 @@ impl Runtime {
         if !self.wait_for_app(&addr).await {
             return;
         }
-        self.app_ready.store(true, Ordering::Release);
         tracing::info!(app = %addr, "app is reachable");
-        for b in self.all_bindings() {
-            self.start_input(&b).await;
+        match self.options.app_health.clone() {
+            None => {
+                self.app_ready.store(true, Ordering::Release);
+                self.resume_inputs().await;
+            }
+            Some(check) => self.watch_app_health(&check).await,
+        }
+    }
+
+    /// Probe the app's health until shutdown: input bindings start once it is healthy, pause
+    /// after `threshold` failed probes in a row, and start again when it recovers.
+    async fn watch_app_health(self: &Arc<Self>, check: &crate::options::AppHealthCheck) {
+        let Some(app) = self.app.clone() else { return };
+        let mut failures = 0u32;
+        let mut healthy = false;
+        loop {
+            let probe = tokio::time::timeout(check.timeout, app.healthy(&check.path)).await;
+            let result =
+                probe.unwrap_or_else(|_| Err(format!("no answer within {:?}", check.timeout)));
+            match result {
+                Ok(()) => {
+                    failures = 0;
+                    if !healthy {
+                        healthy = true;
+                        tracing::info!("app is healthy: starting input bindings");
+                        self.app_ready.store(true, Ordering::Release);
+                        self.resume_inputs().await;
+                    }
+                }
+                Err(why) => {
+                    failures += 1;
+                    tracing::debug!(failures, reason = %why, "app health probe failed");
+                    if healthy && failures >= check.threshold.max(1) {
+                        healthy = false;
+                        tracing::warn!(reason = %why, "app is unhealthy: pausing input bindings");
+                        self.app_ready.store(false, Ordering::Release);
+                        self.pause_inputs();
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.closing.cancelled() => return,
+                _ = tokio::time::sleep(check.interval) => {}
+            }
         }
     }
 
@@ -521,7 +568,10 @@ impl Runtime {
     /// `b` has no input side, the app is not ready yet, or it was started already.
     async fn start_input(self: &Arc<Self>, b: &Arc<Binding>) {
         let Some(app) = self.app.clone() else { return };
-        if !b.def.sides.input || !self.app_ready.load(Ordering::Acquire) {
+        if !b.def.sides.input
+            || !self.app_ready.load(Ordering::Acquire)
+            || self.inputs_blocked.load(Ordering::Acquire)
+        {
             return;
         }
         let Some(input) = b.input.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
@@ -541,7 +591,28 @@ impl Runtime {
             return;
         }
         b.set_subscription(Subscription::Subscribed);
-        crate::delivery::spawn_read_loop(self, b, input, app);
+        let reading = b.stop.child_token();
+        *b.reading.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
+        crate::delivery::spawn_read_loop(self, b, input, app, reading);
+    }
+
+    /// Stop reading from every input binding, letting deliveries in flight finish; they start
+    /// again (probed anew) with [`Runtime::resume_inputs`].
+    pub fn pause_inputs(&self) {
+        for b in self.all_bindings() {
+            if let Some(reading) = b.reading.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                reading.cancel();
+                tracing::info!(binding = %b.def.name, "input binding paused");
+            }
+            b.started.store(false, Ordering::Release);
+        }
+    }
+
+    /// Start reading again from every input binding the app subscribes to.
+    pub async fn resume_inputs(self: &Arc<Self>) {
+        for b in self.all_bindings() {
+            self.start_input(&b).await;
+        }
     }
 
     async fn wait_for_app(&self, addr: &str) -> bool {
@@ -586,6 +657,29 @@ impl Runtime {
         tracing::warn!(binding = %b.def.name, route = %b.def.route, error = %last_err, timeout = ?self.options.binding_options_timeout,
             "could not ask the app whether it subscribes to the binding; not delivering its events");
         false
+    }
+
+    /// `--dapr-block-shutdown-duration`: stop reading from input bindings for good, and keep
+    /// serving output calls for up to `duration`, or until the app turns unhealthy (when app
+    /// health checks are on), before the normal shutdown.
+    pub async fn block_shutdown(&self, duration: Duration) {
+        tracing::info!(
+            ?duration,
+            "shutdown blocked: input bindings stopped, output bindings keep serving"
+        );
+        self.inputs_blocked.store(true, Ordering::Release);
+        self.pause_inputs();
+        let deadline = tokio::time::Instant::now() + duration;
+        while tokio::time::Instant::now() < deadline {
+            if self.options.app_health.is_some() && !self.app_ready.load(Ordering::Acquire) {
+                tracing::info!("the app is unhealthy: ending the blocked shutdown early");
+                return;
+            }
+            if self.shutdown_requested.is_cancelled() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stop: refuse new events, stop the read loops, let in-flight deliveries finish within the

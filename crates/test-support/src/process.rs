@@ -172,6 +172,8 @@ pub struct Bindery {
 impl Bindery {
     /// A builder for app id `app_id` with an empty resources folder.
     pub fn builder(app_id: &str) -> BinderyBuilder {
+        // reqwest is built without a TLS provider of its own; the harness's client needs one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         BinderyBuilder {
             app_id: app_id.into(),
             resources: tempfile::tempdir().expect("temp dir"),
