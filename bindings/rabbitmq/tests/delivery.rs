@@ -148,7 +148,7 @@ async fn sigkill_mid_stream_loses_nothing() {
     let _second = start_bindery("rmq-kill", &file, app.port).await;
     let total = wait_all_accepted(&[&app], ROUTE, &expected, Duration::from_secs(120)).await;
     println!(
-        "rabbitmq SIGKILL: {} accepted before the kill, {} duplicates overall",
+        "rabbitmq SIGKILL: {} had reached the app before the kill, {} duplicates overall",
         before.len(),
         total - expected.len()
     );
