@@ -23,7 +23,7 @@
 //!   the simple protocol, so several `;`-separated statements are allowed (as with pgx);
 //!   `rows-affected` is then the last statement's count.
 //! * `query` — the same request metadata; answers a JSON array of rows, each an array of
-//!   column values (`[]` when there are none). See [`types`](crate) for the mapping below.
+//!   column values (`[]` when there are none), mapped as below.
 //! * `close` — closes the pool; later calls fail with `component is closed`.
 //!
 //! Every answer of `exec` and `query` carries response metadata `operation`, `sql`,

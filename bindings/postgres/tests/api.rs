@@ -1,0 +1,344 @@
+//! `bindings.postgresql` through the real `bindery` binary, over the Dapr HTTP API and gRPC
+//! `InvokeBinding`, as an app uses it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use bindery_test_support::Bindery;
+use common::*;
+use dapr::dapr::proto::runtime::v1 as pb;
+use serde_json::{Value, json};
+
+const PASSWORD_VAR: &str = "BINDERY_PG_TEST_PASSWORD";
+
+fn component(name: &str, type_name: &str, conn: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {type_name}\n  version: v1\n  metadata:\n  - name: connectionString\n    value: \"{conn}\"\n{extra}"
+    )
+}
+
+/// The password comes from a secret store; with trust authentication it is not checked.
+fn with_secret_password(name: &str, conn: &str) -> String {
+    format!(
+        "{}  - name: password\n    secretKeyRef:\n      name: {PASSWORD_VAR}\n      key: {PASSWORD_VAR}\nauth:\n  secretStore: envstore\n",
+        component(name, "bindings.postgresql", conn, "")
+    )
+}
+
+const ENV_STORE: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: envstore\nspec:\n  type: secretstores.local.env\n  version: v1\n  metadata: []\n";
+
+async fn start(secret: &str) -> Bindery {
+    require_postgres();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Bindery::builder("pg-api")
+        .file("store.yaml", ENV_STORE)
+        .file("pg.yaml", &with_secret_password("pg", CONN))
+        .file(
+            "alias.yaml",
+            &component(
+                "pgalias",
+                "bindings.postgres",
+                CONN,
+                "  - name: timeout\n    value: \"5s\"\n",
+            ),
+        )
+        // Nothing listens on port 1: this one never connects.
+        .file(
+            "down.yaml",
+            &with_secret_password("pgdown", "host=127.0.0.1 port=1 user=postgres dbname=test"),
+        )
+        .env(PASSWORD_VAR, secret)
+        .start()
+        .await
+}
+
+fn header(r: &reqwest::Response, key: &str) -> String {
+    r.headers()
+        .get(format!("metadata.{key}"))
+        .unwrap_or_else(|| panic!("no metadata.{key} header in {:?}", r.headers()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn error_message(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errorCode"], "ERR_INVOKE_OUTPUT_BINDING", "{body}");
+    body["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_operation_over_http() {
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let b = start(&secret).await;
+    let t = table();
+
+    let create =
+        format!("CREATE TABLE {t} (id int primary key, name text, tags text[], doc jsonb)");
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "exec", "metadata": {"sql": create}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "operation"), "exec");
+    assert_eq!(header(&r, "sql"), create);
+    assert_eq!(header(&r, "rows-affected"), "0");
+    for key in ["start-time", "end-time", "duration"] {
+        assert!(!header(&r, key).is_empty());
+    }
+    assert!(header(&r, "start-time").ends_with('Z'));
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    let insert = format!("INSERT INTO {t} VALUES ($1, $2, $3, $4), ($5, $6, $7, $8)");
+    let params = json!([1, "one", ["a", "b"], {"k": 1}, 2, null, [], null]).to_string();
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "exec", "metadata": {"sql": insert, "params": params}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "rows-affected"), "2");
+
+    let select = format!("SELECT id, name, tags, doc FROM {t} WHERE id >= $1 ORDER BY id");
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "query", "metadata": {"sql": select, "params": "[1]"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "operation"), "query");
+    assert_eq!(header(&r, "sql"), select);
+    assert!(r.headers().get("metadata.rows-affected").is_none());
+    assert_eq!(
+        r.headers().get("content-type").unwrap().to_str().unwrap(),
+        "application/json"
+    );
+    let rows: Value = r.json().await.unwrap();
+    assert_eq!(
+        rows,
+        json!([[1, "one", ["a", "b"], {"k": 1}], [2, null, [], null]])
+    );
+
+    // No rows: `[]`.
+    let r = b
+        .invoke(
+            "pgalias",
+            json!({"operation": "query", "metadata": {"sql": format!("SELECT * FROM {t} WHERE id < 0")}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"[]");
+
+    // Errors come back with PostgreSQL's words and SQLSTATE.
+    let missing = table();
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "query", "metadata": {"sql": format!("SELECT * FROM {missing}")}}),
+        )
+        .await;
+    let m = error_message(r).await;
+    assert!(
+        m.ends_with(&format!(
+            "error executing query: ERROR: relation \"{missing}\" does not exist (SQLSTATE 42P01)"
+        )),
+        "{m}"
+    );
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "exec", "metadata": {"sql": "CREATE TABLEX"}}),
+        )
+        .await;
+    assert!(error_message(r).await.contains("(SQLSTATE 42601)"));
+    let r = b.invoke("pg", json!({"operation": "query"})).await;
+    assert!(
+        error_message(r)
+            .await
+            .ends_with("required metadata not set: sql"),
+    );
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "query", "metadata": {"sql": "SELECT $1", "params": "{\"a\":1}"}}),
+        )
+        .await;
+    assert!(
+        error_message(r)
+            .await
+            .contains("invalid metadata property params: failed to unserialize into an array")
+    );
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "create", "metadata": {"sql": "SELECT 1"}}),
+        )
+        .await;
+    assert!(
+        error_message(r)
+            .await
+            .contains("supported operations:exec query close")
+    );
+
+    // The binding that never connected fails fast, without its password.
+    let r = b
+        .invoke(
+            "pgdown",
+            json!({"operation": "query", "metadata": {"sql": "SELECT 1"}}),
+        )
+        .await;
+    let m = error_message(r).await;
+    assert!(m.contains("postgres at 127.0.0.1:1 is unavailable"), "{m}");
+    assert!(!m.contains(&secret), "{m}");
+
+    // close: 204, then "component is closed"; the alias instance is untouched.
+    let r = b.invoke("pg", json!({"operation": "close"})).await;
+    assert_eq!(r.status(), 204);
+    let r = b
+        .invoke(
+            "pg",
+            json!({"operation": "query", "metadata": {"sql": "SELECT 1"}}),
+        )
+        .await;
+    assert!(error_message(r).await.ends_with("component is closed"));
+    let r = b
+        .invoke(
+            "pgalias",
+            json!({"operation": "exec", "metadata": {"sql": format!("DROP TABLE {t}")}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // The password shows neither in /v1.0/metadata nor in the log.
+    let md = b
+        .client()
+        .get(b.url("/v1.0/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("bindings.postgresql"), "{md}");
+    assert!(!md.contains(&secret), "{md}");
+    let logs = b.logs();
+    assert!(
+        !logs.contains(&secret),
+        "the password is in the log:\n{logs}"
+    );
+    assert!(logs.contains("127.0.0.1:1"), "{logs}");
+}
+
+fn request(
+    name: &str,
+    operation: &str,
+    sql: &str,
+    params: Option<&str>,
+) -> pb::InvokeBindingRequest {
+    let mut metadata = HashMap::new();
+    if !sql.is_empty() {
+        metadata.insert("sql".to_owned(), sql.to_owned());
+    }
+    if let Some(p) = params {
+        metadata.insert("params".to_owned(), p.to_owned());
+    }
+    pb::InvokeBindingRequest {
+        name: name.into(),
+        data: Vec::new(),
+        metadata,
+        operation: operation.into(),
+    }
+}
+
+#[tokio::test]
+async fn every_operation_over_grpc() {
+    let b = start("unused").await;
+    let mut c = pb::dapr_client::DaprClient::connect(format!("http://127.0.0.1:{}", b.grpc_port))
+        .await
+        .unwrap();
+    let t = table();
+    let r = c
+        .invoke_binding(request(
+            "pg",
+            "exec",
+            &format!("CREATE TABLE {t} (id bigint, at timestamptz, amount numeric(12,2))"),
+            None,
+        ))
+        .await
+        .unwrap();
+    let headers = r.metadata().clone();
+    let r = r.into_inner();
+    assert!(r.data.is_empty());
+    assert_eq!(r.metadata["rows-affected"], "0");
+    assert_eq!(r.metadata["operation"], "exec");
+    for key in ["sql", "start-time", "end-time", "duration"] {
+        assert!(r.metadata.contains_key(key), "{key}: {:?}", r.metadata);
+    }
+    // The response metadata also comes as `metadata.<key>` headers.
+    assert_eq!(headers.get("metadata.rows-affected").unwrap(), "0");
+
+    let r = c
+        .invoke_binding(request(
+            "pg",
+            "exec",
+            &format!("INSERT INTO {t} VALUES ($1, $2, $3)"),
+            Some(r#"[9007199254740993, "2024-05-01T12:00:00+02:00", "1234567890.12"]"#),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.metadata["rows-affected"], "1");
+
+    let r = c
+        .invoke_binding(request("pg", "query", &format!("SELECT * FROM {t}"), None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.metadata["operation"], "query");
+    assert_eq!(
+        String::from_utf8(r.data).unwrap(),
+        r#"[[9007199254740993,"2024-05-01T10:00:00Z","1234567890.12"]]"#
+    );
+
+    let e = c
+        .invoke_binding(request("pg", "query", "SELECT * FROM nowhere_at_all", None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Internal);
+    assert!(e.message().contains("(SQLSTATE 42P01)"), "{}", e.message());
+    let e = c
+        .invoke_binding(request("pg", "exec", "", None))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().ends_with("required metadata not set: sql"),
+        "{}",
+        e.message()
+    );
+
+    c.invoke_binding(request("pg", "exec", &format!("DROP TABLE {t}"), None))
+        .await
+        .unwrap();
+    let r = c
+        .invoke_binding(request("pg", "close", "", None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.data.is_empty());
+    let e = c
+        .invoke_binding(request("pg", "query", "SELECT 1", None))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().ends_with("component is closed"),
+        "{}",
+        e.message()
+    );
+}
