@@ -9,6 +9,7 @@ use bindery_core::InputEvent;
 use bindery_runtime::app::{AppChannel, AppReply, FanOut};
 use dapr::dapr::proto::runtime::v1 as pb;
 use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use pb::binding_event_response::BindingEventConcurrency;
 use tokio::sync::OnceCell;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -79,6 +80,13 @@ impl GrpcAppChannel {
     }
 
     fn client(&self) -> Result<AppCallbackClient<Channel>, String> {
+        Ok(AppCallbackClient::new(self.connection()?)
+            .max_decoding_message_size(self.max_message_size)
+            .max_encoding_message_size(self.max_message_size))
+    }
+
+    /// The lazily dialled connection to the app.
+    fn connection(&self) -> Result<Channel, String> {
         let channel = self.channel.get_or_init(|| {
             Endpoint::from_shared(self.endpoint.clone())
                 .map(|e| {
@@ -88,10 +96,7 @@ impl GrpcAppChannel {
                 })
                 .map_err(|e| format!("invalid app endpoint {:?}: {e}", self.endpoint))
         });
-        let channel = channel.clone()?;
-        Ok(AppCallbackClient::new(channel)
-            .max_decoding_message_size(self.max_message_size)
-            .max_encoding_message_size(self.max_message_size))
+        channel.clone()
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -145,6 +150,17 @@ fn describe(method: &str, s: &Status) -> String {
 impl AppChannel for GrpcAppChannel {
     async fn subscribed(&self, binding: &str, _route: &str) -> Result<bool, String> {
         Ok(self.bindings().await?.contains_key(&binding.to_lowercase()))
+    }
+
+    async fn healthy(&self, _path: &str) -> Result<(), String> {
+        let mut client = AppCallbackHealthCheckClient::new(self.connection()?);
+        match client.health_check(self.request(())).await {
+            Ok(_) => Ok(()),
+            // An app that does not implement health checks (the Python SDK without a health
+            // callback) answers UNIMPLEMENTED: it is up, so it counts as healthy.
+            Err(s) if s.code() == tonic::Code::Unimplemented => Ok(()),
+            Err(s) => Err(describe("HealthCheck", &s)),
+        }
     }
 
     async fn deliver(&self, binding: &str, _route: &str, event: &InputEvent) -> AppReply {
