@@ -30,8 +30,6 @@ pub(crate) fn registry() -> Registry {
     bindery_binding_redis::register(&mut registry);
     #[cfg(feature = "binding-nats")]
     bindery_binding_nats::register(&mut registry);
-    #[cfg(feature = "binding-nats")]
-    bindery_binding_nats::register(&mut registry);
     #[cfg(feature = "binding-smtp")]
     bindery_binding_smtp::register(&mut registry);
     #[cfg(feature = "binding-azure")]
