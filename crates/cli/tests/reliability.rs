@@ -299,3 +299,92 @@ async fn hot_reload_changes_a_binding_without_failing_calls() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_bindings_pause_while_the_app_is_unhealthy() {
+    let app = TestApp::start().await;
+    app.subscribe("/tick");
+    app.answer(Method::GET, "/healthz", vec![Answer::status(200)]);
+    let b = bindery("app-health")
+        .file("cron.yaml", &cron("tick", &[]))
+        .app_port(app.port)
+        .args([
+            "--enable-app-health-check",
+            "--app-health-probe-interval",
+            "200ms",
+            "--app-health-probe-timeout",
+            "100ms",
+            "--app-health-threshold",
+            "2",
+        ])
+        .start()
+        .await;
+    app.wait_for(Method::POST, "/tick", 1, DEADLINE).await;
+
+    app.answer(Method::GET, "/healthz", vec![Answer::status(503)]);
+    wait_until(DEADLINE, "input bindings to pause", || {
+        let logs = b.logs();
+        async move { logs.contains("pausing input bindings").then_some(()) }
+    })
+    .await;
+    // Let a delivery already in flight land, then nothing more may arrive while unhealthy.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused_at = app.received_at(&Method::POST, "/tick").len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.received_at(&Method::POST, "/tick").len(),
+        paused_at,
+        "no event is delivered while the app is unhealthy"
+    );
+    let health = b.client().get(b.url("/v1.0/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 500, "health tells the app is not ready");
+
+    app.answer(Method::GET, "/healthz", vec![Answer::status(200)]);
+    app.wait_for(Method::POST, "/tick", paused_at + 1, DEADLINE)
+        .await;
+    let options_probes = app.received_at(&Method::OPTIONS, "/tick").len();
+    assert!(
+        options_probes >= 2,
+        "resuming asks the app again: {options_probes} probes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_shutdown_keeps_output_bindings_serving() {
+    let app = TestApp::start().await;
+    app.subscribe("/tick");
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bindery("block-shutdown")
+        .file("cron.yaml", &cron("tick", &[]))
+        .file("files.yaml", &localstorage("files", dir.path()))
+        .app_port(app.port)
+        .args(["--dapr-block-shutdown-duration", "3s"])
+        .start()
+        .await;
+    app.wait_for(Method::POST, "/tick", 1, DEADLINE).await;
+    let started = Instant::now();
+    b.signal("TERM");
+    wait_until(DEADLINE, "the blocked shutdown to begin", || {
+        let logs = b.logs();
+        async move { logs.contains("shutdown blocked").then_some(()) }
+    })
+    .await;
+    let r = b
+        .invoke(
+            "files",
+            json!({"operation": "create", "data": "late", "metadata": {"fileName": "late"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        200,
+        "output bindings serve during a blocked shutdown"
+    );
+    assert!(dir.path().join("late").exists());
+    let status = b.wait_exit(DEADLINE).await;
+    assert!(status.success());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "bindery waited for the block duration"
+    );
+}
