@@ -114,6 +114,10 @@ impl HealthReporter {
             Some(RDKafkaErrorCode::AllBrokersDown) => self.set_down(reason),
             // Connection losses show in the statistics and in the health; reconnects are
             // librdkafka's job.
+            // The read loop reports and handles missing topics.
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                debug!(binding = %self.binding, role = self.role, error = %reason, "kafka topic not available");
+            }
             Some(RDKafkaErrorCode::BrokerTransportFailure) => {
                 debug!(binding = %self.binding, role = self.role, error = %reason, "kafka transport failure");
             }

@@ -61,6 +61,9 @@ const PAUSE_AT: usize = 500;
 const RESUME_AT: usize = 50;
 /// Warn when one message has failed this many times (it is still retried).
 const WARN_AFTER_ATTEMPTS: u64 = 5;
+/// While a subscribed topic does not exist, look for it this often (librdkafka itself only
+/// looks again at the next metadata refresh, minutes away).
+const MISSING_TOPIC_CHECK: std::time::Duration = std::time::Duration::from_secs(3);
 
 type TopicPartition = (String, i32);
 type KafkaConsumer = StreamConsumer<InputContext>;
@@ -440,6 +443,8 @@ struct ReadLoop<'a> {
     gates: HashMap<TopicPartition, Arc<tokio::sync::Mutex<()>>>,
     stop: CancellationToken,
     draining: CancellationToken,
+    /// Whether the consumer reported a subscribed topic as missing.
+    topics_missing: bool,
 }
 
 impl ReadLoop<'_> {
@@ -506,6 +511,8 @@ impl ReadLoop<'_> {
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), BindingError> {
         let consumer = Arc::clone(&self.consumer);
         let mut stream = consumer.stream();
+        let mut check = tokio::time::interval(MISSING_TOPIC_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -520,12 +527,52 @@ impl ReadLoop<'_> {
                     Some(Err(e)) => self.consumer_error(&e)?,
                     None => return Err(BindingError::internal("kafka message stream ended")),
                 },
+                _ = check.tick(), if self.topics_missing => self.check_topics().await,
             }
             while self.workers.try_join_next().is_some() {}
         }
     }
 
-    fn consumer_error(&self, e: &KafkaError) -> Result<(), BindingError> {
+    /// When every subscribed topic exists by now, subscribe again so that the group assigns
+    /// their partitions without waiting for librdkafka's next metadata refresh.
+    async fn check_topics(&mut self) {
+        let consumer = Arc::clone(&self.consumer);
+        let topics = self.input.config.topics.clone();
+        let all_exist = tokio::task::spawn_blocking(move || {
+            topics.iter().all(|t| {
+                consumer
+                    .fetch_metadata(Some(t), std::time::Duration::from_secs(2))
+                    .is_ok_and(|md| {
+                        md.topics().iter().any(|mt| {
+                            mt.name() == t && mt.error().is_none() && !mt.partitions().is_empty()
+                        })
+                    })
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if !all_exist {
+            return;
+        }
+        let topics: Vec<&str> = self
+            .input
+            .config
+            .topics
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match self.consumer.subscribe(&topics) {
+            Ok(()) => {
+                info!(binding = %self.input.name, topics = ?topics, "subscribed kafka topics exist now; joining for their partitions");
+                self.topics_missing = false;
+            }
+            Err(e) => {
+                warn!(binding = %self.input.name, error = %e, "could not subscribe to kafka topics again");
+            }
+        }
+    }
+
+    fn consumer_error(&mut self, e: &KafkaError) -> Result<(), BindingError> {
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::PartitionEOF) => Ok(()),
             Some(
@@ -533,7 +580,10 @@ impl ReadLoop<'_> {
                 | RDKafkaErrorCode::UnknownTopic
                 | RDKafkaErrorCode::UnknownPartition,
             ) => {
-                warn!(binding = %self.input.name, error = %e, "kafka topic not available yet; waiting for it");
+                if !self.topics_missing {
+                    warn!(binding = %self.input.name, error = %e, "a subscribed kafka topic does not exist (yet); waiting for it");
+                }
+                self.topics_missing = true;
                 Ok(())
             }
             Some(RDKafkaErrorCode::Fatal) => Err(BindingError::unavailable(format!(
@@ -606,6 +656,7 @@ impl InputBinding for KafkaInput {
             gates: HashMap::new(),
             stop: CancellationToken::new(),
             draining: CancellationToken::new(),
+            topics_missing: false,
         };
         let result = lp.run(&shutdown).await;
         // Stop fetching; let each worker finish its delivery in flight and store it.

@@ -55,15 +55,19 @@ impl KafkaOutput {
         let probe = producer.clone();
         let timeout = config.dial_timeout;
         let brokers = config.brokers.join(",");
-        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, timeout))
-            .await
-            .map_err(|e| BindingError::internal(format!("kafka metadata probe failed: {e}")))?
-            .map_err(|e| {
-                BindingError::unavailable(format!(
-                    "kafka error: no broker of {brokers} answered within {timeout:?}"
-                ))
-                .with_source(e)
-            })?;
+        // Only the publish topic's metadata: a whole cluster's can be large.
+        let topic = config.publish_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            probe.client().fetch_metadata(topic.as_deref(), timeout)
+        })
+        .await
+        .map_err(|e| BindingError::internal(format!("kafka metadata probe failed: {e}")))?
+        .map_err(|e| {
+            BindingError::unavailable(format!(
+                "kafka error: no broker of {brokers} answered within {timeout:?}"
+            ))
+            .with_source(e)
+        })?;
         health.connected();
         Ok(KafkaOutput {
             name: name.to_owned(),

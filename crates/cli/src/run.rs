@@ -63,14 +63,10 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         let stop = stop.clone();
         async move { stop.cancelled().await }
     }));
-    let grpc = tokio::spawn(bindery_grpc::serve(
-        Arc::clone(&runtime),
-        grpc_listeners,
-        {
-            let stop = stop.clone();
-            async move { stop.cancelled().await }
-        },
-    ));
+    let grpc = tokio::spawn(bindery_grpc::serve(Arc::clone(&runtime), grpc_listeners, {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    }));
     tracing::info!(
         app_id = %runtime.options().app_id,
         grpc_port = runtime.options().grpc_port,

@@ -9,7 +9,8 @@
 )]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub(crate) use bindery_test_support::{Bindery, BinderyBuilder, TestApp, wait_until};
 use rdkafka::ClientConfig;
@@ -88,6 +89,8 @@ pub(crate) fn producer() -> FutureProducer {
         .set("bootstrap.servers", BROKER)
         .set("message.timeout.ms", "30000")
         .set("linger.ms", "5")
+        // Spread key-less messages over every partition, not one partition per batch.
+        .set("sticky.partitioning.linger.ms", "0")
         .create()
         .expect("test producer")
 }
@@ -95,28 +98,41 @@ pub(crate) fn producer() -> FutureProducer {
 /// Publish `n` messages `<prefix>-<i>` with no key (spread over the partitions); returns the
 /// bodies.
 pub(crate) async fn publish(topic: &str, prefix: &str, n: usize) -> Vec<String> {
+    publish_placed(topic, prefix, n)
+        .await
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect()
+}
+
+/// Like [`publish`], returning each body with the partition it landed on.
+pub(crate) async fn publish_placed(topic: &str, prefix: &str, n: usize) -> Vec<(String, i32)> {
+    use futures::StreamExt;
     let p = producer();
     let bodies: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
-    let sends = bodies.iter().map(|b| {
-        let p = &p;
-        async move {
-            p.send(
-                FutureRecord::<(), str>::to(topic).payload(b.as_str()),
-                Timeout::After(Duration::from_secs(30)),
-            )
+    let placed: Vec<(String, i32)> = {
+        let sends = bodies.iter().map(|b| {
+            let p = &p;
+            async move {
+                let d = p
+                    .send(
+                        FutureRecord::<(), str>::to(topic).payload(b.as_str()),
+                        Timeout::After(Duration::from_secs(30)),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("publish to the test topic");
+                (b.clone(), d.partition)
+            }
+        });
+        // Bounded concurrency: librdkafka batches whatever is queued.
+        futures::stream::iter(sends)
+            .buffer_unordered(2000)
+            .collect()
             .await
-            .map_err(|(e, _)| e)
-            .expect("publish to the test topic")
-        }
-    });
-    // Bounded concurrency: librdkafka batches whatever is queued.
-    {
-        use futures::StreamExt;
-        let mut pending = futures::stream::iter(sends).buffer_unordered(2000);
-        while pending.next().await.is_some() {}
-    }
+    };
     p.flush(Duration::from_secs(10)).expect("flush");
-    bodies
+    placed
 }
 
 /// Publish one message to `partition`.
@@ -133,25 +149,32 @@ pub(crate) async fn publish_to(topic: &str, partition: i32, body: &str) {
     .expect("publish to the test topic");
 }
 
-/// Create `topic` (Tansu creates topics with 3 partitions on first use) by publishing one
-/// marker message to it, so that consumers see every partition from the start.
+/// Create `topic` with 3 partitions (Tansu would create 4 on first use), so that consumers
+/// see every partition from the start.
 pub(crate) async fn create_topic(topic: &str) {
-    let p = producer();
-    p.send(
-        FutureRecord::<(), str>::to(topic).payload("__created"),
-        Timeout::After(Duration::from_secs(30)),
-    )
-    .await
-    .map_err(|(e, _)| e)
-    .expect("create the test topic");
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create the test topic");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t} failed: {e}"));
+    }
 }
 
-/// The accepted bodies at `path` as text, without topic-creation markers.
+/// The accepted bodies at `path` as text.
 pub(crate) fn accepted(app: &TestApp, path: &str) -> Vec<String> {
     app.accepted(path)
         .into_iter()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .filter(|b| b != "__created")
         .collect()
 }
 
@@ -209,6 +232,81 @@ pub(crate) fn partitions_of(app: &TestApp, path: &str) -> BTreeMap<String, usize
         }
     }
     counts
+}
+
+/// The last partition assignment a bindery logged, when it logged one.
+pub(crate) fn last_assignment(b: &Bindery) -> Option<String> {
+    let logs = strip_ansi(&b.logs());
+    let line = logs
+        .lines()
+        .rfind(|l| l.contains("kafka partitions assigned"))?;
+    let start = line.find("partitions=")? + "partitions=".len();
+    let rest = &line[start..];
+    let value = rest.split_whitespace().next().unwrap_or("");
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`).
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An app that accepts every delivery except those whose body contains `poison`, which it
+/// always fails with 500. It records what it accepted with the `__partition` header, and when
+/// each poison attempt came.
+#[derive(Clone, Default)]
+pub(crate) struct PoisonApp {
+    pub(crate) accepted: Arc<Mutex<Vec<(String, String)>>>,
+    pub(crate) poison_attempts: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl PoisonApp {
+    /// Serve on a free port; returns the port.
+    pub(crate) async fn start(&self) -> u16 {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Method, StatusCode};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = self.clone();
+        let router =
+            axum::Router::new().fallback(move |method: Method, headers: HeaderMap, body: Bytes| {
+                let app = app.clone();
+                async move {
+                    if method == Method::OPTIONS {
+                        return StatusCode::OK;
+                    }
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    if body.contains("poison") {
+                        app.poison_attempts.lock().unwrap().push(Instant::now());
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    let partition = headers
+                        .get("__partition")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    app.accepted.lock().unwrap().push((body, partition));
+                    StatusCode::OK
+                }
+            });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        port
+    }
 }
 
 /// `GET /v1.0/healthz`'s status.
