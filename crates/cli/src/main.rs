@@ -5,7 +5,6 @@
 
 mod flags;
 mod logging;
-mod registry;
 mod run;
 
 use std::process::ExitCode;

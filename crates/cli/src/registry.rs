@@ -3,7 +3,7 @@
 use bindery_core::Registry;
 
 /// The registry of every binding family enabled by cargo features.
-pub(crate) fn registry() -> Registry {
+pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
     #[cfg(any(

@@ -29,7 +29,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         None => Configuration::default(),
     };
 
-    let registry = crate::registry::registry();
+    let registry = bindery::registry();
     let load_options = LoadOptions {
         paths: options.resources_paths.clone(),
         app_id: options.app_id.clone(),
