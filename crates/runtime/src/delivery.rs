@@ -14,7 +14,7 @@ use bindery_core::{
 
 use crate::app::{AppChannel, AppReply, FanOut};
 use crate::resiliency::{Attempt, Backoff, Code, Direction, Failure, Policy, Retry};
-use crate::runtime::{Binding, Runtime};
+use crate::runtime::{Binding, Runtime, TapEvent};
 
 const READ_RESTART_START: Duration = Duration::from_millis(250);
 const READ_RESTART_MAX: Duration = Duration::from_secs(30);
@@ -115,6 +115,34 @@ fn dead_letter_default() -> Policy {
 #[async_trait]
 impl EventHandler for Delivery {
     async fn handle(&self, event: InputEvent) -> Outcome {
+        // Only copy the event when someone taps this binding.
+        let copy = (self.binding.tap.receiver_count() > 0).then(|| event.clone());
+        let outcome = self.decide(event).await;
+        if let Some(event) = copy {
+            let _ = self.binding.tap.send(Arc::new(TapEvent {
+                binding: self.binding.def.name.clone(),
+                metadata: event.metadata,
+                data: event.data,
+                outcome: outcome_name(&outcome).to_owned(),
+            }));
+        }
+        outcome
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Accepted => "accepted",
+        Outcome::Dropped => "dropped",
+        Outcome::DeadLettered => "dead-lettered",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Closed => "closed",
+    }
+}
+
+impl Delivery {
+    /// The one place that decides what became of an event.
+    async fn decide(&self, event: InputEvent) -> Outcome {
         if self.rt.closing.is_cancelled() || self.binding.stop.is_cancelled() {
             return Outcome::Closed;
         }

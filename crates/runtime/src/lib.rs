@@ -21,5 +21,5 @@ pub use dispatch::OutputError;
 pub use options::{AppHealthCheck, AppProtocol, RuntimeOptions};
 pub use runtime::{
     AppConnectionInfo, ComponentInfo, ComponentStatus, MetadataInfo, Runtime, Subscription,
-    VERSION, listen_addrs,
+    TapEvent, VERSION, listen_addrs,
 };

@@ -45,6 +45,23 @@ pub(crate) struct Binding {
     started: AtomicBool,
     /// Stops the current read loop only (pause), a child of `stop`.
     reading: Mutex<Option<CancellationToken>>,
+    /// Copies of delivered events for `bindery tap`; sent only while someone listens.
+    pub(crate) tap: tokio::sync::broadcast::Sender<Arc<TapEvent>>,
+}
+
+/// A copy of one input event and what became of it, for `bindery tap`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TapEvent {
+    /// The input binding.
+    pub binding: String,
+    /// The event's metadata.
+    pub metadata: std::collections::HashMap<String, String>,
+    /// The event's payload.
+    #[serde(skip)]
+    pub data: bytes::Bytes,
+    /// What became of it: `accepted`, `dropped`, `dead-lettered`, `failed`, `closed`.
+    pub outcome: String,
 }
 
 impl Binding {
@@ -59,6 +76,7 @@ impl Binding {
             tasks: TaskTracker::new(),
             started: AtomicBool::new(false),
             reading: Mutex::new(None),
+            tap: tokio::sync::broadcast::channel(TAP_CAPACITY).0,
         })
     }
 
@@ -206,6 +224,9 @@ impl std::fmt::Debug for Runtime {
             .finish_non_exhaustive()
     }
 }
+
+/// Events a slow `tap` listener may fall behind by before it misses some.
+const TAP_CAPACITY: usize = 1024;
 
 const BUILD_BACKOFF_START: Duration = Duration::from_millis(250);
 const BUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -657,6 +678,14 @@ impl Runtime {
         tracing::warn!(binding = %b.def.name, route = %b.def.route, error = %last_err, timeout = ?self.options.binding_options_timeout,
             "could not ask the app whether it subscribes to the binding; not delivering its events");
         false
+    }
+
+    /// Listen to the events input binding `name` delivers, without taking them from the app.
+    /// `None` when there is no such input binding.
+    pub fn tap(&self, name: &str) -> Option<tokio::sync::broadcast::Receiver<Arc<TapEvent>>> {
+        self.binding(name)
+            .filter(|b| b.def.sides.input)
+            .map(|b| b.tap.subscribe())
     }
 
     /// `--dapr-block-shutdown-duration`: stop reading from input bindings for good, and keep
