@@ -327,9 +327,27 @@ async fn a_server_that_is_down_is_named_and_the_password_never_shows() {
         !b.logs().contains("s3cr3t-Passw0rd"),
         "the password is in the log"
     );
-    // The component reports itself disconnected.
-    let health = b.client().get(b.url("/v1.0/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), 500);
+    // The component reports itself disconnected, with the error, in /v1.0/metadata.
+    let meta: Value = b
+        .client()
+        .get(b.url("/v1.0/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mail = meta["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mail")
+        .unwrap()
+        .clone();
+    assert_eq!(mail["status"]["connected"], false, "{mail}");
+    let last = mail["status"]["lastError"].as_str().unwrap();
+    assert!(last.contains(&format!("127.0.0.1:{port}")), "{last}");
+    assert!(!meta.to_string().contains("s3cr3t-Passw0rd"));
 }
 
 /// Credentials offered to a server that does not support authentication: a clear refusal, and
