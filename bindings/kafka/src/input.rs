@@ -142,13 +142,21 @@ fn describe(tpl: &TopicPartitionList) -> String {
 }
 
 impl ConsumerContext for InputContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            // librdkafka commits the offsets stored so far for these partitions as it removes
-            // them (enable.auto.commit); the workers must not store anything after this.
+            // The workers of these partitions store nothing after this...
             for e in tpl.elements() {
                 self.partitions
                     .revoke(&(e.topic().to_owned(), e.partition()));
+            }
+            // ...and what they stored is committed now, for the next owner to start from.
+            // librdkafka also commits the stored offsets of removed partitions itself
+            // (enable.auto.commit); committing the same offsets twice is harmless. Async: this
+            // runs on the polling task.
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async)
+                && !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+            {
+                debug!(binding = %self.reporter.binding(), error = %e, "commit before revocation not sent");
             }
             info!(binding = %self.reporter.binding(), partitions = %describe(tpl), "kafka partitions revoked");
         }
@@ -640,12 +648,14 @@ impl InputBinding for KafkaInput {
             None => Arc::new(create_consumer(&self.name, &self.config, &self.health)?),
         };
         let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| {
-            BindingError::config(
+        if let Err(e) = consumer.subscribe(&topics) {
+            let err = BindingError::config(
                 "topics",
                 format!("kafka error: cannot subscribe to {topics:?}: {e}"),
-            )
-        })?;
+            );
+            commit_and_close(&self.name, consumer).await;
+            return Err(err);
+        }
         info!(binding = %self.name, topics = ?topics, group = ?self.config.consumer_group, "kafka consumer subscribed");
         let mut lp = ReadLoop {
             input: self,
