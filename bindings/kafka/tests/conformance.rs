@@ -38,3 +38,34 @@ async fn conformance_create_and_read() {
     assert_eq!(first.metadata["__topic"], topic);
     assert_eq!(first.metadata["__offset"], "0");
 }
+
+/// Every `compression` codec round-trips through the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_messages_round_trip() {
+    require_broker();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = unique(&format!("compressed-{codec}"));
+        let group = unique("g");
+        let md = Metadata::from_pairs([
+            ("brokers", BROKER),
+            ("topics", topic.as_str()),
+            ("publishTopic", topic.as_str()),
+            ("consumerGroup", group.as_str()),
+            ("authType", "none"),
+            ("compression", codec),
+            ("initialOffset", "oldest"),
+            ("sessionTimeout", "6s"),
+            ("heartbeatInterval", "1s"),
+        ]);
+        let mut c = Conformance::new("kafka-compressed", md);
+        c.operations = vec!["create"];
+        c.read = true;
+        c.read_timeout = Duration::from_secs(30);
+        let events = conformance::run(&KafkaFactory, c).await;
+        assert_eq!(
+            events[0].data.as_ref(),
+            DEFAULT_OUTPUT_DATA.as_bytes(),
+            "{codec}"
+        );
+    }
+}
