@@ -38,6 +38,14 @@ pub(crate) struct Flags {
     #[arg(long, default_value_t = 50001, value_name = "PORT")]
     pub(crate) dapr_grpc_port: u16,
 
+    /// The port of the Prometheus metrics endpoint (`/metrics`).
+    #[arg(long, default_value_t = 9090, value_name = "PORT")]
+    pub(crate) metrics_port: u16,
+
+    /// Serve metrics.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value_t = true, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub(crate) enable_metrics: bool,
+
     /// A folder of component YAML files (repeatable).
     #[arg(
         long = "resources-path",

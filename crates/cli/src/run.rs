@@ -50,6 +50,17 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
     let grpc_addrs = listen_addrs(&flags.dapr_listen_addresses, options.grpc_port)
         .map_err(anyhow::Error::msg)?;
     let grpc_listeners = bind_all(&grpc_addrs, "gRPC API").await?;
+    let metrics_listeners = if flags.enable_metrics {
+        let addrs = listen_addrs(&flags.dapr_listen_addresses, flags.metrics_port)
+            .map_err(anyhow::Error::msg)?;
+        bind_all(
+            &addrs,
+            "metrics endpoint (--metrics-port, or --enable-metrics=false)",
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
 
     let app = app_channel(&options);
     let runtime = Runtime::new(options, loaded, app);
@@ -67,6 +78,14 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         let stop = stop.clone();
         async move { stop.cancelled().await }
     }));
+    let metrics = tokio::spawn(bindery_http::serve_router(
+        bindery_http::metrics_router(Arc::clone(&runtime)),
+        metrics_listeners,
+        {
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        },
+    ));
     tracing::info!(
         app_id = %runtime.options().app_id,
         grpc_port = runtime.options().grpc_port,
@@ -117,6 +136,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("gRPC API did not stop within 5s"),
         _ => {}
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), metrics).await;
     tracing::info!("bindery stopped");
     Ok(())
 }

@@ -45,13 +45,30 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .with_state(runtime)
 }
 
-/// Serve the HTTP API on `listeners` until `shutdown` resolves.
-pub async fn serve(
-    runtime: Arc<Runtime>,
+/// The metrics endpoint: `GET /metrics` in the Prometheus text format.
+pub fn metrics_router(runtime: Arc<Runtime>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(rt): State<Arc<Runtime>>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    rt.render_metrics(),
+                )
+            }),
+        )
+        .with_state(runtime)
+}
+
+/// Serve `app` on `listeners` until `shutdown` resolves.
+pub async fn serve_router(
+    app: Router,
     listeners: Vec<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(runtime);
     let stop = broadcast_shutdown(shutdown);
     let servers = listeners.into_iter().map(|l| {
         let app = app.clone();
@@ -66,6 +83,15 @@ pub async fn serve(
     });
     futures::future::try_join_all(servers).await?;
     Ok(())
+}
+
+/// Serve the HTTP API on `listeners` until `shutdown` resolves.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listeners: Vec<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(router(runtime), listeners, shutdown).await
 }
 
 /// Turn one shutdown future into a watch that several servers can wait on.

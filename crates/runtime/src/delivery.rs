@@ -117,7 +117,15 @@ impl EventHandler for Delivery {
     async fn handle(&self, event: InputEvent) -> Outcome {
         // Only copy the event when someone taps this binding.
         let copy = (self.binding.tap.receiver_count() > 0).then(|| event.clone());
-        let outcome = self.decide(event).await;
+        let metrics = self.rt.metrics.binding(&self.binding.def.name);
+        metrics.event_started();
+        let started = std::time::Instant::now();
+        let attempts = std::sync::atomic::AtomicU64::new(0);
+        let outcome = self.decide(event, &attempts).await;
+        let retries = attempts
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1);
+        metrics.event_finished(outcome_name(&outcome), started.elapsed(), retries);
         if let Some(event) = copy {
             let _ = self.binding.tap.send(Arc::new(TapEvent {
                 binding: self.binding.def.name.clone(),
@@ -142,7 +150,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
 
 impl Delivery {
     /// The one place that decides what became of an event.
-    async fn decide(&self, event: InputEvent) -> Outcome {
+    async fn decide(&self, event: InputEvent, attempts: &std::sync::atomic::AtomicU64) -> Outcome {
         if self.rt.closing.is_cancelled() || self.binding.stop.is_cancelled() {
             return Outcome::Closed;
         }
@@ -164,7 +172,10 @@ impl Delivery {
             })),
             (p, None) => p,
         };
-        let attempt = || self.attempt(&event);
+        let attempt = || {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.attempt(&event)
+        };
         let result = match &policy {
             None => attempt()
                 .await

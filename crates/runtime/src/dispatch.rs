@@ -85,6 +85,8 @@ impl Runtime {
                 ),
             ));
         }
+        let started = std::time::Instant::now();
+        let operation = request.operation.clone();
         let result = match self.policy(name, Direction::Outbound) {
             None => output
                 .invoke(request)
@@ -114,6 +116,9 @@ impl Runtime {
                     })
             }
         };
+        self.metrics
+            .binding(name)
+            .output_call(&operation, result.is_ok(), started.elapsed());
         result.map_err(|failure| match failure {
             Failure::Failed { mut error, .. } => {
                 let metadata = error.take_metadata();

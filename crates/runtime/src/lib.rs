@@ -11,6 +11,7 @@ mod configuration;
 mod delivery;
 mod dispatch;
 pub mod loader;
+pub mod metrics;
 mod options;
 pub mod reload;
 pub mod resiliency;

@@ -207,6 +207,7 @@ pub struct Runtime {
     pub(crate) app: Option<Arc<dyn AppChannel>>,
     pub(crate) app_limit: Option<Arc<Semaphore>>,
     resiliency: RwLock<Arc<Resiliency>>,
+    pub(crate) metrics: crate::metrics::Metrics,
     app_ready: AtomicBool,
     outbound_ready: AtomicBool,
     /// Set by a blocked shutdown: input bindings stay paused whatever the app's health.
@@ -260,6 +261,7 @@ impl Runtime {
             app,
             app_limit,
             resiliency: RwLock::new(Arc::new(resiliency)),
+            metrics: crate::metrics::Metrics::default(),
             app_ready: AtomicBool::new(false),
             outbound_ready: AtomicBool::new(false),
             inputs_blocked: AtomicBool::new(false),
@@ -678,6 +680,16 @@ impl Runtime {
         tracing::warn!(binding = %b.def.name, route = %b.def.route, error = %last_err, timeout = ?self.options.binding_options_timeout,
             "could not ask the app whether it subscribes to the binding; not delivering its events");
         false
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let health: Vec<_> = self
+            .all_bindings()
+            .iter()
+            .map(|b| (b.def.name.clone(), b.health.snapshot()))
+            .collect();
+        self.metrics.render(&self.options.app_id, &health)
     }
 
     /// Listen to the events input binding `name` delivers, without taking them from the app.

@@ -90,6 +90,7 @@ impl BinderyBuilder {
     pub async fn start(self) -> Bindery {
         let http_port = free_port();
         let grpc_port = free_port();
+        let metrics_port = free_port();
         let mut cmd = Command::new(binary());
         cmd.arg("--app-id")
             .arg(&self.app_id)
@@ -97,6 +98,8 @@ impl BinderyBuilder {
             .arg(http_port.to_string())
             .arg("--dapr-grpc-port")
             .arg(grpc_port.to_string())
+            .arg("--metrics-port")
+            .arg(metrics_port.to_string())
             .arg("--resources-path")
             .arg(self.resources.path())
             .arg("--log-level")
@@ -145,6 +148,7 @@ impl BinderyBuilder {
             child,
             http_port,
             grpc_port,
+            metrics_port,
             log,
             resources: self.resources,
             client: reqwest::Client::new(),
@@ -164,6 +168,8 @@ pub struct Bindery {
     pub http_port: u16,
     /// The Dapr gRPC API port.
     pub grpc_port: u16,
+    /// The metrics port.
+    pub metrics_port: u16,
     log: Arc<Mutex<String>>,
     resources: TempDir,
     client: reqwest::Client,
