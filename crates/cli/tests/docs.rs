@@ -56,10 +56,8 @@ fn metadata_rows(page: &str) -> Vec<Row> {
             .collect();
         if !in_table {
             // A table starts: is it a component metadata table?
-            in_table = in_section
-                && cells.len() >= 2
-                && cells[0] == "name"
-                && cells[1] == "default";
+            in_table =
+                in_section && cells.len() >= 2 && cells[0] == "name" && cells[1] == "default";
             continue;
         }
         if cells[0].starts_with("---") {
