@@ -262,3 +262,48 @@ async fn create_awaits_the_stream_and_deduplicates() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_long_delivery_is_kept_in_progress() {
+    let stream = TestStream::create().await;
+    let durable = unique("d");
+    let app = App::start("slow").await;
+    // Each delivery takes three times ackWait; without "in progress" JetStream would send the
+    // message again meanwhile (concurrency 2 leaves room to receive it).
+    app.delay(Duration::from_secs(3));
+    let _b = start(
+        &app,
+        "slow",
+        &[
+            ("subject", &stream.subject),
+            ("jetStream", "true"),
+            ("durableName", &durable),
+            ("ackWait", "1s"),
+            ("concurrency", "2"),
+        ],
+    )
+    .await;
+    stream.publish_all(["slow-1".to_owned()]).await;
+    eventually(
+        Duration::from_secs(20),
+        "the slow message to be accepted",
+        || app.accepted_count() >= 1,
+    )
+    .await;
+    let js_stream = stream.js.get_stream(&stream.name).await.unwrap();
+    let info = wait_until(
+        Duration::from_secs(10),
+        "the ack to reach the server",
+        || async {
+            let info = js_stream.consumer_info(&durable).await.ok()?;
+            (info.num_ack_pending == 0).then_some(info)
+        },
+    )
+    .await;
+    // Every delivery, redeliveries included, takes a consumer sequence: one means no resend.
+    assert_eq!(info.delivered.stream_sequence, 1);
+    assert_eq!(
+        info.delivered.consumer_sequence, 1,
+        "JetStream delivered the message again during the long delivery"
+    );
+}
