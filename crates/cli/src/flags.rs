@@ -5,14 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// A fast, small sidecar for the Dapr bindings building block.
-///
-/// Takes daprd's flags: an app written against Dapr runs against bindery unchanged.
+/// daprd's flags: run mode, when no tool is named (the command line is `crate::cli::Cli`).
 #[derive(Debug, Parser)]
-#[command(name = "bindery", version, about, long_about = None)]
-#[command(
-    after_help = "Example:\n  bindery --app-id orders --app-port 3000 --resources-path ./components"
-)]
+#[command(name = "bindery")]
 pub(crate) struct Flags {
     /// The app's id (required).
     #[arg(long, value_name = "ID", value_parser = non_empty_app_id)]
@@ -111,6 +106,11 @@ pub(crate) struct Flags {
     /// app turns unhealthy) before shutting down.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub(crate) dapr_block_shutdown_duration: Option<Duration>,
+
+    /// Restart an input binding that received nothing this long while its source reports a
+    /// backlog (0 turns the watchdog off).
+    #[arg(long, default_value = "60s", value_parser = duration, value_name = "DURATION")]
+    pub(crate) input_stall_timeout: Duration,
 
     /// How long asking the app whether it subscribes to an input binding may take.
     #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]

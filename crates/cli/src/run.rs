@@ -111,6 +111,11 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         let rt = Arc::clone(&runtime);
         tokio::spawn(async move { rt.start_inputs().await })
     };
+    if let Some(stall) = runtime.options().stall_timeout {
+        let rt = Arc::clone(&runtime);
+        let every = (stall / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+        tokio::spawn(async move { rt.watch_stalls(every, stall).await });
+    }
 
     let signalled = tokio::select! {
         _ = shutdown_signal() => true,
@@ -172,6 +177,7 @@ fn runtime_options(flags: &Flags) -> anyhow::Result<RuntimeOptions> {
             threshold: flags.app_health_threshold,
         }),
         block_shutdown: flags.dapr_block_shutdown_duration,
+        stall_timeout: (!flags.input_stall_timeout.is_zero()).then_some(flags.input_stall_timeout),
         http_port: flags.dapr_http_port,
         grpc_port: flags.dapr_grpc_port,
     })

@@ -200,6 +200,13 @@ pub trait InputBinding: Send + Sync + 'static {
     /// On cancellation: stop fetching, finish or hand back what is in flight, then return.
     async fn read(&self, sink: EventSink, shutdown: CancellationToken) -> Result<(), BindingError>;
 
+    /// How many events wait at the source for this binding (queue depth, consumer lag), when
+    /// the source can tell. The runtime's stall watchdog restarts a read loop that receives
+    /// nothing while this is above zero. `None`: unknown (the default).
+    async fn backlog(&self) -> Option<u64> {
+        None
+    }
+
     /// Release connections once reading has stopped.
     async fn close(&self) -> Result<(), BindingError> {
         Ok(())

@@ -89,6 +89,11 @@ impl BindingMetrics {
         series.observe(elapsed);
     }
 
+    /// Events being delivered now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// An event entered delivery.
     pub fn event_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);

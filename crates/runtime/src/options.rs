@@ -53,6 +53,9 @@ pub struct RuntimeOptions {
     /// `--dapr-block-shutdown-duration`: on a signal, stop input bindings and keep serving
     /// output calls this long (or until the app turns unhealthy) before shutting down.
     pub block_shutdown: Option<Duration>,
+    /// `--input-stall-timeout`: restart an input binding that received nothing this long while
+    /// its source has a backlog; `None` turns the watchdog off.
+    pub stall_timeout: Option<Duration>,
     /// `--dapr-http-port`, reported by `/v1.0/metadata`.
     pub http_port: u16,
     /// `--dapr-grpc-port`, reported by `/v1.0/metadata`.
@@ -76,6 +79,7 @@ impl Default for RuntimeOptions {
             app_api_token: None,
             app_health: None,
             block_shutdown: None,
+            stall_timeout: Some(Duration::from_secs(60)),
             http_port: 3500,
             grpc_port: 50001,
         }

@@ -45,6 +45,8 @@ pub(crate) struct Binding {
     started: AtomicBool,
     /// Stops the current read loop only (pause), a child of `stop`.
     reading: Mutex<Option<CancellationToken>>,
+    /// When the current read loop started, for the stall watchdog.
+    reading_since: Mutex<Option<std::time::Instant>>,
     /// Copies of delivered events for `bindery tap`; sent only while someone listens.
     pub(crate) tap: tokio::sync::broadcast::Sender<Arc<TapEvent>>,
 }
@@ -76,6 +78,7 @@ impl Binding {
             tasks: TaskTracker::new(),
             started: AtomicBool::new(false),
             reading: Mutex::new(None),
+            reading_since: Mutex::new(None),
             tap: tokio::sync::broadcast::channel(TAP_CAPACITY).0,
         })
     }
@@ -108,7 +111,9 @@ impl Binding {
     /// connected.
     fn ready(&self) -> Result<(), String> {
         let snap = self.health.snapshot();
-        if self.def.sides.output && self.output().is_none() {
+        // An output counts once it is built, and only while its binding reports a working
+        // connection (a binding that lost its backend says so through its health handle).
+        if self.def.sides.output && (self.output().is_none() || !snap.connected) {
             return Err(snap
                 .last_error
                 .unwrap_or_else(|| "output not connected yet".into()));
@@ -361,9 +366,7 @@ impl Runtime {
 
     fn set_output(&self, b: &Binding, out: Arc<dyn OutputBinding>) {
         *b.output.write().unwrap_or_else(|p| p.into_inner()) = Some(out);
-        if !b.def.sides.input {
-            b.health.connected();
-        }
+        b.health.connected();
         tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for output binding");
     }
 
@@ -376,6 +379,7 @@ impl Runtime {
         Some(ConfigIssue {
             file: Some(b.def.source.file.clone()),
             document: Some(b.def.source.document),
+            line: None,
             component: Some(b.def.name.clone()),
             field: e.field().map(|f| format!("spec.metadata.{f}")),
             message: format!("{side} binding failed to initialise: {e}"),
@@ -616,6 +620,8 @@ impl Runtime {
         b.set_subscription(Subscription::Subscribed);
         let reading = b.stop.child_token();
         *b.reading.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
+        *b.reading_since.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
         crate::delivery::spawn_read_loop(self, b, input, app, reading);
     }
 
@@ -629,6 +635,59 @@ impl Runtime {
             }
             b.started.store(false, Ordering::Release);
         }
+    }
+
+    /// The stall watchdog: every `every`, an input binding that is reading, has nothing in
+    /// flight, received nothing for `stall_after` and whose source reports a backlog gets its
+    /// read loop restarted. Runs until shutdown.
+    pub async fn watch_stalls(self: &Arc<Self>, every: Duration, stall_after: Duration) {
+        loop {
+            tokio::select! {
+                _ = self.closing.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for b in self.all_bindings() {
+                if self.stalled(&b, stall_after).await {
+                    tracing::warn!(binding = %b.def.name, quiet_for = ?stall_after,
+                        "input binding receives nothing while its source has a backlog; restarting it");
+                    b.health.disconnected("stalled: restarted by the watchdog");
+                    if let Some(reading) =
+                        b.reading.lock().unwrap_or_else(|p| p.into_inner()).take()
+                    {
+                        reading.cancel();
+                    }
+                    b.started.store(false, Ordering::Release);
+                    self.start_input(&b).await;
+                }
+            }
+        }
+    }
+
+    async fn stalled(&self, b: &Binding, stall_after: Duration) -> bool {
+        let Some(since) = *b.reading_since.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return false;
+        };
+        if b.reading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+            || self.metrics.binding(&b.def.name).in_flight() > 0
+        {
+            return false;
+        }
+        let quiet_since = b
+            .health
+            .snapshot()
+            .last_event
+            .and_then(|t| t.elapsed().ok())
+            .map_or(since.elapsed(), |e| e.min(since.elapsed()));
+        if quiet_since < stall_after {
+            return false;
+        }
+        let Some(input) = b.input.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return false;
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(5), input.backlog()).await, Ok(Some(n)) if n > 0)
     }
 
     /// Start reading again from every input binding the app subscribes to.

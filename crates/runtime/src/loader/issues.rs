@@ -29,6 +29,7 @@ impl Problem {
 pub(super) struct At {
     file: Option<PathBuf>,
     document: Option<usize>,
+    line: Option<usize>,
     component: Option<String>,
 }
 
@@ -46,8 +47,15 @@ impl At {
         At {
             file: Some(source.file.clone()),
             document: Some(source.document),
+            line: None,
             component: None,
         }
+    }
+
+    /// The same place, on line `line` of the file.
+    pub(super) fn line(mut self, line: usize) -> Self {
+        self.line = Some(line);
+        self
     }
 
     /// The same place, inside component `name`.
@@ -61,6 +69,7 @@ impl At {
         ConfigIssue {
             file: self.file.clone(),
             document: self.document,
+            line: self.line,
             component: self.component.clone(),
             field: field.map(str::to_owned),
             message: message.into(),

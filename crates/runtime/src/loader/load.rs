@@ -8,10 +8,11 @@ use bindery_core::Registry;
 use super::binding::{self, BindingInputs};
 use super::component::{self, ComponentManifest};
 use super::issues::{At, Problem, Report};
+use super::locate;
 use super::manifest::{self, Kind};
 use super::resolve::{self, Templates};
 use super::secrets::{self, Env, ProcessEnv, SecretStores};
-use super::{ConfigIssue, LoadOptions, Loaded, OtherComponent};
+use super::{Checked, ConfigIssue, LoadOptions, Loaded, OtherComponent};
 
 /// Load every resource from `options.paths` with the binding types of `registry`.
 ///
@@ -20,19 +21,31 @@ pub fn load(options: &LoadOptions, registry: &Registry) -> Result<Loaded, Vec<Co
     load_with_env(options, registry, &ProcessEnv)
 }
 
+/// Load as [`load`] does and report everything found: the warnings as well as the errors when
+/// there are errors (what `bindery validate` shows).
+pub fn check(options: &LoadOptions, registry: &Registry) -> Checked {
+    check_with_env(options, registry, &ProcessEnv)
+}
+
 /// [`load`] with the environment given, so tests need not touch the process environment.
 pub(super) fn load_with_env(
     options: &LoadOptions,
     registry: &Registry,
     env: &dyn Env,
 ) -> Result<Loaded, Vec<ConfigIssue>> {
+    let checked = check_with_env(options, registry, env);
+    checked.loaded.ok_or(checked.errors)
+}
+
+fn check_with_env(options: &LoadOptions, registry: &Registry, env: &dyn Env) -> Checked {
     let mut report = Report::default();
 
     let mut components = Vec::new();
     let mut resiliency = Vec::new();
-    for doc in manifest::read_paths(&options.paths, &mut report) {
-        match manifest::kind(&doc, &mut report) {
-            Some(Kind::Component) => components.extend(component::parse(&doc, &mut report)),
+    let docs = manifest::read_paths(&options.paths, &mut report);
+    for doc in &docs {
+        match manifest::kind(doc, &mut report) {
+            Some(Kind::Component) => components.extend(component::parse(doc, &mut report)),
             Some(Kind::Resiliency) => {
                 match crate::resiliency::parse_document(&doc.value, doc.source.clone()) {
                     Ok(r) => {
@@ -135,12 +148,14 @@ pub(super) fn load_with_env(
     }
 
     check_dead_letters(&loaded, &mut report);
+    locate::assign_lines(&mut report.errors, &docs);
+    locate::assign_lines(&mut report.warnings, &docs);
     loaded.resiliency = resiliency;
-    loaded.warnings = report.warnings;
-    if report.errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(report.errors)
+    loaded.warnings = report.warnings.clone();
+    Checked {
+        loaded: report.errors.is_empty().then_some(loaded),
+        errors: report.errors,
+        warnings: report.warnings,
     }
 }
 

@@ -50,15 +50,15 @@ fn parse(text: &str) -> Option<Spanned<Node>> {
 fn line_of(root: &Spanned<Node>, field: &str) -> Option<usize> {
     let segments = segments(field);
     let mut node = root;
-    let mut line = line(&root.referenced);
+    let mut line = line_at(&root.referenced);
     let mut rest = segments.as_slice();
     while let Some(first) = rest.first() {
         let found = match (&node.value, first) {
             (Node::Map(entries), Segment::Key(_)) => find_key(entries, rest),
             (Node::Seq(items), Segment::Key(_)) => find_named_item(items, rest),
-            (Node::Seq(items), Segment::Index(i)) => {
-                items.get(*i).map(|item| (line(&item.referenced), item, 1))
-            }
+            (Node::Seq(items), Segment::Index(i)) => items
+                .get(*i)
+                .map(|item| (line_at(&item.referenced), item, 1)),
             _ => None,
         };
         let Some((at, next, used)) = found else { break };
@@ -71,7 +71,7 @@ fn line_of(root: &Spanned<Node>, field: &str) -> Option<usize> {
     line
 }
 
-fn line(location: &serde_saphyr::Location) -> Option<usize> {
+fn line_at(location: &serde_saphyr::Location) -> Option<usize> {
     usize::try_from(location.line()).ok().filter(|l| *l > 0)
 }
 
@@ -122,14 +122,22 @@ fn joined_prefixes<'a>(rest: &[Segment<'a>]) -> Vec<(String, usize)> {
 type Found<'n> = (Option<usize>, &'n Spanned<Node>, usize);
 
 /// The entry of a mapping named by the start of `rest` (exact spelling first, then any case).
-fn find_key<'n>(entries: &'n [(Spanned<String>, Spanned<Node>)], rest: &[Segment<'_>]) -> Option<Found<'n>> {
+fn find_key<'n>(
+    entries: &'n [(Spanned<String>, Spanned<Node>)],
+    rest: &[Segment<'_>],
+) -> Option<Found<'n>> {
     for (name, used) in joined_prefixes(rest) {
-        let hit = entries
-            .iter()
-            .find(|(k, _)| k.value == name)
-            .or_else(|| entries.iter().find(|(k, _)| k.value.eq_ignore_ascii_case(&name)));
+        let hit = entries.iter().find(|(k, _)| k.value == name).or_else(|| {
+            entries
+                .iter()
+                .find(|(k, _)| k.value.eq_ignore_ascii_case(&name))
+        });
         if let Some((k, v)) = hit {
-            return Some((line(&k.referenced).or_else(|| line(&v.referenced)), v, used));
+            return Some((
+                line_at(&k.referenced).or_else(|| line_at(&v.referenced)),
+                v,
+                used,
+            ));
         }
     }
     None
@@ -138,15 +146,20 @@ fn find_key<'n>(entries: &'n [(Spanned<String>, Spanned<Node>)], rest: &[Segment
 /// The item of a list whose `name` is the start of `rest`, as in `spec.metadata.<name>`.
 fn find_named_item<'n>(items: &'n [Spanned<Node>], rest: &[Segment<'_>]) -> Option<Found<'n>> {
     for (name, used) in joined_prefixes(rest) {
-        let hit = items.iter().find(|item| match &item.value {
+        let named = |item: &Spanned<Node>, exact: bool| match &item.value {
             Node::Map(entries) => entries.iter().any(|(k, v)| {
                 k.value.eq_ignore_ascii_case("name")
-                    && matches!(&v.value, Node::Scalar(Some(n)) if *n == name)
+                    && matches!(&v.value, Node::Scalar(Some(n))
+                        if if exact { *n == name } else { n.eq_ignore_ascii_case(&name) })
             }),
             _ => false,
-        });
+        };
+        let hit = items
+            .iter()
+            .find(|item| named(item, true))
+            .or_else(|| items.iter().find(|item| named(item, false)));
         if let Some(item) = hit {
-            return Some((line(&item.referenced), item, used));
+            return Some((line_at(&item.referenced), item, used));
         }
     }
     None
@@ -256,7 +269,7 @@ mod tests {
         assert_eq!(at(DOC, "metadata.name"), Some(5));
         assert_eq!(at(DOC, "spec.type"), Some(7));
         assert_eq!(at(DOC, "spec.metadata.rootPath"), Some(9));
-        assert_eq!(at(DOC, "spec.metadata.ROOTPATH"), Some(8));
+        assert_eq!(at(DOC, "spec.metadata.ROOTPATH"), Some(9));
         assert_eq!(at(DOC, "spec.metadata[1].name"), Some(11));
         assert_eq!(at(DOC, "spec.metadata.a.b.secretKeyRef"), Some(12));
         assert_eq!(at(DOC, "scopes[1]"), Some(14));
@@ -271,6 +284,35 @@ mod tests {
     }
 
     #[test]
+    fn issues_get_the_line_of_their_field_in_the_file() {
+        use super::super::issues::Report;
+        use super::super::{component, manifest};
+
+        let text = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\nspec:\n  type: bindings.x\n---\n# second\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: b\nspec:\n  typo: 1\n---\nkey: [unclosed\n";
+        let mut report = Report::default();
+        let mut docs = Vec::new();
+        let file = std::path::Path::new("f.yaml");
+        manifest::parse_documents(file, text, &mut report, &mut docs);
+        for doc in &docs {
+            if manifest::kind(doc, &mut report).is_some() {
+                let _ = component::parse(doc, &mut report);
+            }
+        }
+        assign_lines(&mut report.errors, &docs);
+        assign_lines(&mut report.warnings, &docs);
+        let line = |issues: &[ConfigIssue], field: Option<&str>, document: usize| {
+            issues
+                .iter()
+                .find(|i| i.field.as_deref() == field && i.document == Some(document))
+                .unwrap_or_else(|| panic!("no issue {field:?} in document {document}: {issues:?}"))
+                .line
+        };
+        assert_eq!(line(&report.warnings, Some("spec.typo"), 2), Some(14));
+        assert_eq!(line(&report.errors, Some("spec.type"), 2), Some(13));
+        assert_eq!(line(&report.errors, None, 3), Some(16));
+    }
+
+    #[test]
     fn segments_split_keys_and_indexes() {
         assert_eq!(
             segments("spec.metadata[2].name"),
@@ -281,6 +323,9 @@ mod tests {
                 Segment::Key("name")
             ]
         );
-        assert_eq!(segments("scopes[0]"), [Segment::Key("scopes"), Segment::Index(0)]);
+        assert_eq!(
+            segments("scopes[0]"),
+            [Segment::Key("scopes"), Segment::Index(0)]
+        );
     }
 }

@@ -24,6 +24,10 @@ pub(super) struct Document {
     pub(super) source: Source,
     /// The document's tree. Scalars keep YAML's typing (`5` is a number); mappings are objects.
     pub(super) value: Value,
+    /// The line of the file the document starts on (from 1).
+    pub(super) line: usize,
+    /// The document's text, to find the line of a field that has a problem.
+    pub(super) text: String,
 }
 
 /// The kinds of resource bindery reads from the resources paths.
@@ -246,7 +250,7 @@ fn is_blank(chunk: &str) -> bool {
     })
 }
 
-fn parse_options() -> serde_saphyr::Options {
+pub(super) fn parse_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         // YAML 1.2 booleans only: `on`, `yes`, `y`, `no` stay text (bindings read them as
         // truthy values anyway), so a value like `no` (Norway) is not turned into "false".
@@ -279,14 +283,24 @@ pub(super) fn parse_documents(
         };
         match serde_saphyr::from_str_with_options::<Value>(chunk, parse_options()) {
             Ok(Value::Null) => {}
-            Ok(value) => docs.push(Document { source, value }),
+            Ok(value) => docs.push(Document {
+                source,
+                value,
+                line,
+                text: chunk.to_owned(),
+            }),
             Err(e) => {
                 let options = serde_saphyr::render_options! {
                     snippets: serde_saphyr::SnippetMode::Off,
                     line_offset: (line - 1) as u64,
                 };
+                let at_line = e
+                    .location()
+                    .and_then(|l| usize::try_from(l.line()).ok())
+                    .filter(|l| *l > 0)
+                    .map_or(line, |l| line + l - 1);
                 report.error(
-                    &At::source(&source),
+                    &At::source(&source).line(at_line),
                     None,
                     format!("invalid YAML: {}", e.render_with_options(options)),
                 );

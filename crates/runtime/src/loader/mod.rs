@@ -39,6 +39,9 @@ pub struct ConfigIssue {
     pub file: Option<PathBuf>,
     /// The document in the file, counted from 1.
     pub document: Option<usize>,
+    /// The line of the file (from 1): where the field is, or where the document starts when the
+    /// field is not in it.
+    pub line: Option<usize>,
     /// The component's `metadata.name`, when known.
     pub component: Option<String>,
     /// The field, e.g. `spec.type` or `spec.metadata.schedule`.
@@ -142,17 +145,26 @@ pub struct Loaded {
     pub warnings: Vec<ConfigIssue>,
 }
 
+/// Everything a load found: the components when they are valid, and every problem.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// The result, when there is no error.
+    pub loaded: Option<Loaded>,
+    /// Problems that make the resources invalid.
+    pub errors: Vec<ConfigIssue>,
+    /// Problems that do not (also in [`Loaded::warnings`]).
+    pub warnings: Vec<ConfigIssue>,
+}
+
 mod binding;
 mod component;
 mod issues;
 mod load;
+mod locate;
 mod manifest;
 mod resolve;
 mod secrets;
 #[cfg(test)]
 mod tests;
 
-/// Load every resource from `options.paths` with the binding types of `registry`.
-///
-/// Returns every problem at once when anything is invalid.
-pub use load::load;
+pub use load::{check, load};
