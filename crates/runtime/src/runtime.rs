@@ -433,6 +433,16 @@ impl Runtime {
             }
             if let Err(why) = b.ready() {
                 problems.push(format!("binding {}: {why}", b.def.name));
+            } else if b.def.sides.input
+                && self.app.is_some()
+                && b.subscription() == Subscription::Unknown
+                && b.input.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+            {
+                // The app is reachable but not yet asked about this binding.
+                problems.push(format!(
+                    "binding {}: the app's subscription is not known yet",
+                    b.def.name
+                ));
             }
         }
         if problems.is_empty() {
