@@ -7,16 +7,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use bindery_core::InvokeRequest;
-use bindery_runtime::Runtime;
+use bindery_runtime::{Runtime, TapEvent};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::{ApiError, metadata_headers};
 use crate::json::reencode_json;
@@ -33,6 +36,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/v1.0/metadata", get(get_metadata))
         .route("/v1.0/metadata/{key}", put(put_metadata))
         .route("/v1.0/shutdown", post(shutdown))
+        .route("/v1.0-alpha1/bindery/tap/{name}", get(tap))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&runtime),
@@ -91,7 +95,14 @@ pub async fn serve(
     listeners: Vec<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(router(runtime), listeners, shutdown).await
+    let stop = broadcast_shutdown(shutdown);
+    let mut stopped = stop.clone();
+    // Open-ended answers (tap streams) end when the server stops, so they do not hold it up.
+    let app = router(runtime).layer(Extension(stop));
+    serve_router(app, listeners, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })
+    .await
 }
 
 /// Turn one shutdown future into a watch that several servers can wait on.
@@ -141,6 +152,30 @@ async fn read_body(rt: &Runtime, body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Decode the body of `POST /v1.0/bindings/{name}`: `{data, metadata, operation}`, with `data`
+/// re-encoded as compact JSON text (a missing `data` is `null`). `Err` is the message of a
+/// 400 `ERR_MALFORMED_REQUEST`.
+///
+/// ```
+/// let r = bindery_http::decode_output_request(br#"{"operation":"create","data":{"b":1,"a":2}}"#).unwrap();
+/// assert_eq!(r.operation, "create");
+/// assert_eq!(&r.data[..], br#"{"a":2,"b":1}"#);
+/// assert!(bindery_http::decode_output_request(b"{").is_err());
+/// ```
+pub fn decode_output_request(body: &[u8]) -> Result<InvokeRequest, String> {
+    let req: OutputBindingRequest =
+        serde_json::from_slice(body).map_err(|e| format!("failed deserializing HTTP body: {e}"))?;
+    let data = match &req.data {
+        Some(v) => reencode_json(v),
+        None => "null".to_owned(),
+    };
+    Ok(InvokeRequest {
+        operation: req.operation.unwrap_or_default(),
+        data: Bytes::from(data),
+        metadata: req.metadata.unwrap_or_default(),
+    })
+}
+
 async fn invoke_binding(
     State(rt): State<Arc<Runtime>>,
     name: Result<Path<String>, PathRejection>,
@@ -163,25 +198,15 @@ async fn invoke_binding(
         }
     };
     let bytes = read_body(&rt, body).await?;
-    let req: OutputBindingRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::malformed(format!("failed deserializing HTTP body: {e}")))?;
-    let data = match &req.data {
-        Some(v) => reencode_json(v),
-        None => "null".to_owned(),
-    };
-    let mut metadata = req.metadata.unwrap_or_default();
+    let mut request = decode_output_request(&bytes).map_err(ApiError::malformed)?;
     for key in ["traceparent", "tracestate", "baggage"] {
         if let Some(v) = headers.get(key).and_then(|v| v.to_str().ok()) {
-            metadata
+            request
+                .metadata
                 .entry(key.to_owned())
                 .or_insert_with(|| v.to_owned());
         }
     }
-    let request = InvokeRequest {
-        operation: req.operation.unwrap_or_default(),
-        data: Bytes::from(data),
-        metadata,
-    };
     match rt.invoke_output(&name, request).await {
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some(resp)) => {
@@ -289,6 +314,68 @@ async fn shutdown(State(rt): State<Arc<Runtime>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `GET /v1.0-alpha1/bindery/tap/{name}`: a copy of every event input binding `name` delivers
+/// from now on, with its outcome, as newline-delimited JSON; the app still gets every event.
+/// A listener that falls behind gets a `{"lagged": n}` line for the `n` events it missed.
+async fn tap(
+    State(rt): State<Arc<Runtime>>,
+    Path(name): Path<String>,
+    stop: Option<Extension<tokio::sync::watch::Receiver<bool>>>,
+) -> Result<Response, ApiError> {
+    let Some(events) = rt.tap(&name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ERR_INPUT_BINDING_NOT_FOUND",
+            format!("couldn't find input binding {name}"),
+        ));
+    };
+    let stop = stop.map(|Extension(s)| s);
+    let lines = futures::stream::unfold((events, stop), |(mut events, mut stop)| async move {
+        let stopped = async {
+            match &mut stop {
+                Some(s) => {
+                    let _ = s.wait_for(|stopped| *stopped).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let line = tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => tap_line(&event),
+                Err(RecvError::Lagged(n)) => Bytes::from(format!("{{\"lagged\":{n}}}\n")),
+                Err(RecvError::Closed) => return None,
+            },
+            () = stopped => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(line), (events, stop)))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+/// One tap line: `binding`, `metadata`, `outcome` and `data`, as UTF-8 text when it is, else
+/// base64 with `"dataBase64": true`.
+fn tap_line(event: &TapEvent) -> Bytes {
+    let mut line = serde_json::json!({
+        "binding": event.binding,
+        "metadata": event.metadata,
+        "outcome": event.outcome,
+    });
+    match std::str::from_utf8(&event.data) {
+        Ok(text) => line["data"] = text.into(),
+        Err(_) => {
+            line["data"] = BASE64_STANDARD.encode(&event.data).into();
+            line["dataBase64"] = true.into();
+        }
+    }
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -304,6 +391,26 @@ async fn not_found(req: Request) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tap_lines_carry_text_or_base64() {
+        let event = |data: &'static [u8]| TapEvent {
+            binding: "tick".into(),
+            metadata: HashMap::from([("k".to_owned(), "v".to_owned())]),
+            data: Bytes::from_static(data),
+            outcome: "accepted".into(),
+        };
+        let text: serde_json::Value = serde_json::from_slice(&tap_line(&event(b"hi"))).unwrap();
+        assert_eq!(
+            text,
+            serde_json::json!({"binding": "tick", "metadata": {"k": "v"}, "outcome": "accepted", "data": "hi"})
+        );
+        let line = tap_line(&event(&[0xff, 0x00]));
+        assert!(line.ends_with(b"\n"));
+        let binary: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(binary["data"], "/wA=");
+        assert_eq!(binary["dataBase64"], true);
+    }
 
     #[test]
     fn binding_names_decode_lossily() {

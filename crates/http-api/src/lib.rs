@@ -10,6 +10,6 @@ mod app_channel;
 mod error;
 mod json;
 
-pub use api::{metrics_router, router, serve, serve_router};
+pub use api::{decode_output_request, metrics_router, router, serve, serve_router};
 pub use app_channel::HttpAppChannel;
 pub use json::reencode_json;
