@@ -117,15 +117,15 @@ fn every_binding_page_matches_its_metadata() {
                     row.default.trim()
                 ));
             }
-            if let Some(d) = field.default {
-                if !row.default.replace('`', "").contains(d) {
-                    problems.push(format!(
-                        "{}: `{}` defaults to {d:?} but the page says {:?}",
-                        spec.type_name,
-                        field.name,
-                        row.default.trim()
-                    ));
-                }
+            if let Some(d) = field.default
+                && !row.default.replace('`', "").contains(d)
+            {
+                problems.push(format!(
+                    "{}: `{}` defaults to {d:?} but the page says {:?}",
+                    spec.type_name,
+                    field.name,
+                    row.default.trim()
+                ));
             }
         }
         for row in &rows {
