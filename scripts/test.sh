@@ -21,3 +21,5 @@ echo "== cargo build (the binary the black-box tests start)"
 cargo build --workspace --locked
 echo "== cargo test"
 cargo test --workspace --locked "$@"
+echo "== fuzzing component loading and request decoding"
+scripts/fuzz.sh 20
