@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use crate::config::{DEFAULT_DIAL_TIMEOUT, MySqlSettings, Tls};
 use crate::dsn::{Address, Dsn};
 use crate::types::{Kind, write};
-use crate::{MySqlFactory, clock, params};
+use crate::{MySqlFactory, params};
 
 fn settings(pairs: &[(&str, &str)]) -> MySqlSettings {
     MySqlSettings::parse(&Metadata::from_pairs(pairs.iter().copied())).unwrap()
@@ -383,11 +383,20 @@ fn values_become_json() {
 #[test]
 fn go_formats() {
     use std::time::UNIX_EPOCH;
-    assert_eq!(clock::go_duration(Duration::from_nanos(294_000)), "294µs");
-    assert_eq!(clock::go_duration(Duration::from_micros(1_200)), "1.2ms");
-    assert_eq!(clock::go_duration(Duration::from_secs(3_600)), "1h0m0s");
     assert_eq!(
-        clock::rfc3339_nano(UNIX_EPOCH + Duration::new(1_714_566_645, 5)),
+        bindery_core::time::go_duration(Duration::from_nanos(294_000)),
+        "294µs"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_micros(1_200)),
+        "1.2ms"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_secs(3_600)),
+        "1h0m0s"
+    );
+    assert_eq!(
+        bindery_core::time::rfc3339_nano(UNIX_EPOCH + Duration::new(1_714_566_645, 5)),
         "2024-05-01T12:30:45.000000005Z"
     );
 }

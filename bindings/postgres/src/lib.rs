@@ -55,7 +55,6 @@
 //! assert!(factory.spec().is_sensitive("url"));
 //! ```
 
-mod clock;
 mod config;
 mod conninfo;
 mod error;
@@ -322,11 +321,11 @@ impl OutputBinding for PostgresBinding {
         let md = &mut resp.metadata;
         md.insert("operation".into(), req.operation.clone());
         md.insert("sql".into(), sql.clone());
-        md.insert("start-time".into(), clock::rfc3339_nano(start));
-        md.insert("end-time".into(), clock::rfc3339_nano(end));
+        md.insert("start-time".into(), bindery_core::time::rfc3339_nano(start));
+        md.insert("end-time".into(), bindery_core::time::rfc3339_nano(end));
         md.insert(
             "duration".into(),
-            clock::go_duration(end.duration_since(start).unwrap_or_default()),
+            bindery_core::time::go_duration(end.duration_since(start).unwrap_or_default()),
         );
         Ok(Some(resp))
     }

@@ -10,7 +10,7 @@ use tokio_postgres::types::Type;
 use crate::config::{DEFAULT_MAX_IDLE, DEFAULT_TIMEOUT, ExecMode, PgSettings, Roots, SslMode};
 use crate::conninfo::ConnInfo;
 use crate::types::{Decoder, interval_iso8601, numeric_text};
-use crate::{PostgresFactory, clock, params, wrap_as_text};
+use crate::{PostgresFactory, params, wrap_as_text};
 
 fn settings(pairs: &[(&str, &str)]) -> PgSettings {
     PgSettings::parse(&Metadata::from_pairs(pairs.iter().copied())).unwrap()
@@ -507,24 +507,48 @@ fn unknown_columns_are_printed_as_text_in_a_cte() {
 #[test]
 fn go_formats() {
     use std::time::{SystemTime, UNIX_EPOCH};
-    assert_eq!(clock::go_duration(Duration::ZERO), "0s");
-    assert_eq!(clock::go_duration(Duration::from_nanos(850)), "850ns");
-    assert_eq!(clock::go_duration(Duration::from_nanos(294_000)), "294µs");
-    assert_eq!(clock::go_duration(Duration::from_nanos(294_100)), "294.1µs");
-    assert_eq!(clock::go_duration(Duration::from_micros(1_200)), "1.2ms");
-    assert_eq!(clock::go_duration(Duration::from_millis(1_500)), "1.5s");
+    assert_eq!(bindery_core::time::go_duration(Duration::ZERO), "0s");
     assert_eq!(
-        clock::go_duration(Duration::from_millis(123_250)),
+        bindery_core::time::go_duration(Duration::from_nanos(850)),
+        "850ns"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_nanos(294_000)),
+        "294µs"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_nanos(294_100)),
+        "294.1µs"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_micros(1_200)),
+        "1.2ms"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_millis(1_500)),
+        "1.5s"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_millis(123_250)),
         "2m3.25s"
     );
-    assert_eq!(clock::go_duration(Duration::from_secs(3_600)), "1h0m0s");
-    assert_eq!(clock::go_duration(Duration::from_secs(60)), "1m0s");
-    let t = UNIX_EPOCH + Duration::new(1_714_566_645, 123_400_000);
-    assert_eq!(clock::rfc3339_nano(t), "2024-05-01T12:30:45.1234Z");
     assert_eq!(
-        clock::rfc3339_nano(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+        bindery_core::time::go_duration(Duration::from_secs(3_600)),
+        "1h0m0s"
+    );
+    assert_eq!(
+        bindery_core::time::go_duration(Duration::from_secs(60)),
+        "1m0s"
+    );
+    let t = UNIX_EPOCH + Duration::new(1_714_566_645, 123_400_000);
+    assert_eq!(
+        bindery_core::time::rfc3339_nano(t),
+        "2024-05-01T12:30:45.1234Z"
+    );
+    assert_eq!(
+        bindery_core::time::rfc3339_nano(UNIX_EPOCH + Duration::from_secs(951_782_400)),
         "2000-02-29T00:00:00Z"
     );
-    let now = clock::rfc3339_nano(SystemTime::now());
+    let now = bindery_core::time::rfc3339_nano(SystemTime::now());
     assert!(now.ends_with('Z') && now.len() >= 20, "{now}");
 }

@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use tokio_postgres::types::{Kind, Type};
 
-use crate::clock::civil_from_days;
+use bindery_core::time::civil_from_days;
 
 /// How to turn one column's bytes into JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]

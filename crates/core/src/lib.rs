@@ -20,6 +20,7 @@ mod error;
 mod health;
 mod metadata;
 mod registry;
+pub mod time;
 pub mod util;
 
 pub use binding::{

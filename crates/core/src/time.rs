@@ -1,10 +1,17 @@
-//! Dapr's response metadata formats: Go's `time.RFC3339Nano` and `time.Duration.String()`.
+//! Go's time formats, which Dapr's response metadata uses: `time.RFC3339Nano` and
+//! `time.Duration.String()`, and the civil calendar under them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2006-01-02T15:04:05.999999999Z` in UTC, trailing zeros of the fraction dropped (Go's
 /// `RFC3339Nano`).
-pub(crate) fn rfc3339_nano(t: SystemTime) -> String {
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::new(1_600_000_000, 120_000_000);
+/// assert_eq!(bindery_core::time::rfc3339_nano(t), "2020-09-13T12:26:40.12Z");
+/// ```
+pub fn rfc3339_nano(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
@@ -26,7 +33,7 @@ pub(crate) fn rfc3339_nano(t: SystemTime) -> String {
 }
 
 /// Days since 1970-01-01 → (year, month, day), for any `i64` (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -40,7 +47,12 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Go's `Duration.String()`: `0s`, `850ns`, `294µs`, `1.2ms`, `1.5s`, `2m3.25s`, `1h0m0s`.
-pub(crate) fn go_duration(d: Duration) -> String {
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(bindery_core::time::go_duration(Duration::from_micros(1_200)), "1.2ms");
+/// ```
+pub fn go_duration(d: Duration) -> String {
     let n = d.as_nanos();
     if n == 0 {
         return "0s".into();
