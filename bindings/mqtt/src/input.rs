@@ -11,8 +11,7 @@ use bindery_core::{
     async_trait,
 };
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS,
-    SubscribeReasonCode,
+    AsyncClient, ConnectionError, Event, EventLoop, Packet, Publish, QoS, SubscribeReasonCode,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -207,9 +206,12 @@ impl Consumer {
         in_flight.detach_all();
         // Only when connected: a lost connection would be opened again just to close it.
         if connected && self.client.try_disconnect().is_ok() {
+            // After the DISCONNECT, read on until the broker closes the connection: closing a
+            // socket with unread data in it sends a TCP reset, and the broker may then drop
+            // what it had not read yet, the last acknowledgements included.
             let wait = async {
                 while let Some(e) = events.recv().await {
-                    if matches!(e, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
+                    if e.is_err() {
                         break;
                     }
                 }

@@ -28,8 +28,8 @@
 //!   `Retry-After` when given) until accepted or shutdown — daprd stops after
 //!   `backOffMaxRetries` (default 0) and leaves it unacknowledged; bindery does the same only
 //!   when `backOffMaxRetries` is set;
-//! * messages are handled concurrently (as many as the broker has in flight), so a message the
-//!   app keeps failing does not stop the others;
+//! * messages are delivered concurrently (up to 100 at a time, the rest wait in arrival order),
+//!   so a message the app keeps failing does not stop the others;
 //! * with `cleanSession: false` the session is persistent: after a crash, a lost connection or
 //!   a restart the broker sends every unacknowledged message again to the same client id;
 //! * the consumer reconnects by itself, health is not ready meanwhile.

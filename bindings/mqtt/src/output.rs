@@ -120,6 +120,10 @@ pub(crate) struct MqttOutput {
     outstanding: Semaphore,
     connected: Arc<AtomicBool>,
     stop: CancellationToken,
+    /// Set by `close`: the connection's end is expected.
+    closing: Arc<AtomicBool>,
+    /// Fired when the event loop task ended.
+    finished: CancellationToken,
     closed: AtomicBool,
 }
 
@@ -135,14 +139,20 @@ impl MqttOutput {
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let connected = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let closing = Arc::new(AtomicBool::new(false));
+        let finished = CancellationToken::new();
         let (first_tx, first_rx) = oneshot::channel();
         tokio::spawn(drive(
             name.to_owned(),
             Arc::clone(&config),
             eventloop,
-            Arc::clone(&tracker),
-            Arc::clone(&connected),
-            health,
+            Shared {
+                tracker: Arc::clone(&tracker),
+                connected: Arc::clone(&connected),
+                closing: Arc::clone(&closing),
+                finished: finished.clone(),
+                health,
+            },
             stop.clone(),
             first_tx,
         ));
@@ -171,23 +181,39 @@ impl MqttOutput {
             outstanding: Semaphore::new(MAX_OUTSTANDING),
             connected,
             stop,
+            closing,
+            finished,
             closed: AtomicBool::new(false),
         })
     }
 }
 
+/// What the event loop task shares with the binding.
+struct Shared {
+    tracker: Arc<Mutex<Tracker>>,
+    connected: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    finished: CancellationToken,
+    health: BindingHealth,
+}
+
 /// Poll the producer's event loop: match acknowledgements to waiters, reconnect with backoff.
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     name: String,
     config: Arc<MqttConfig>,
     mut eventloop: EventLoop,
-    tracker: Arc<Mutex<Tracker>>,
-    connected: Arc<AtomicBool>,
-    health: BindingHealth,
+    shared: Shared,
     stop: CancellationToken,
     first: oneshot::Sender<Result<(), String>>,
 ) {
+    let Shared {
+        tracker,
+        connected,
+        closing,
+        finished,
+        health,
+    } = shared;
+    let _finished = finished.drop_guard();
     let mut first = Some(first);
     let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut was_connected = false;
@@ -220,6 +246,10 @@ async fn drive(
             Err(e) => {
                 connected.store(false, Ordering::Release);
                 lock().on_connection_lost();
+                if closing.load(Ordering::Acquire) {
+                    // The broker closed the connection after our DISCONNECT.
+                    break;
+                }
                 if let Some(f) = first.take() {
                     let _ = f.send(Err(e.to_string()));
                     // `build` gives up on this connection; the runtime retries the build.
@@ -316,9 +346,12 @@ impl OutputBinding for MqttOutput {
 
     async fn close(&self) -> Result<(), BindingError> {
         self.closed.store(true, Ordering::Release);
-        let _ = self.client.try_disconnect();
-        // Let the DISCONNECT go out before the event loop stops.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.closing.store(true, Ordering::Release);
+        // DISCONNECT, then let the event loop read on until the broker closes the connection
+        // (closing with unread data would send a TCP reset).
+        if self.connected.load(Ordering::Acquire) && self.client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.finished.cancelled()).await;
+        }
         self.stop.cancel();
         self.outstanding.close();
         Ok(())

@@ -41,10 +41,7 @@ async fn broker_restart_mid_stream_loses_nothing() {
         app.port,
     )
     .await;
-    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-        (healthz(&b).await == 204).then_some(())
-    })
-    .await;
+    common::wait_subscribed(&b, &topic).await;
     // Below the broker's per-session queue (1000), so the broker drops nothing.
     let expected = bodies("before", 800);
     publisher.publish_all(&topic, &expected).await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bindery_test_support::{Answer, TestApp};
 use common::{
-    Publisher, accepted, bodies, component, forget_sessions, healthz, start_bindery, unique,
+    Publisher, accepted, bodies, component, forget_sessions, start_bindery, unique,
     wait_accepted_at_least, wait_all_accepted,
 };
 use http::Method;
@@ -45,10 +45,7 @@ async fn ten_thousand_messages_with_random_failures_all_arrive() {
         app.port,
     )
     .await;
-    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-        (healthz(&b).await == 204).then_some(())
-    })
-    .await;
+    common::wait_subscribed(&b, &topic).await;
     let expected = bodies("m", 10_000);
     publisher
         .publish_paced(&topic, &expected, &[&app], ROUTE, 600)
@@ -91,10 +88,7 @@ async fn poison_message_does_not_stop_the_others() {
         port,
     )
     .await;
-    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-        (healthz(&b).await == 204).then_some(())
-    })
-    .await;
+    common::wait_subscribed(&b, &topic).await;
     publisher
         .publish_all(&topic, &["poison-1".to_owned()])
         .await;
@@ -142,10 +136,7 @@ async fn sigkill_mid_stream_loses_nothing() {
     );
     let file = component("mqtt", &topic, &consumer, &[]);
     let first = start_bindery("mqtt-kill", &file, app.port).await;
-    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-        (healthz(&first).await == 204).then_some(())
-    })
-    .await;
+    common::wait_subscribed(&first, &topic).await;
     // Below the broker's per-session queue, so nothing is dropped while bindery is down.
     let expected = bodies("k", 800);
     publisher.publish_all(&topic, &expected).await;
@@ -199,10 +190,7 @@ async fn three_replicas_share_a_subscription_and_one_dies() {
             app.port,
         )
         .await;
-        bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-            (healthz(&b).await == 204).then_some(())
-        })
-        .await;
+        common::wait_subscribed(&b, &topic).await;
         replicas.push(Some(b));
         apps.push(app);
     }
@@ -264,10 +252,7 @@ async fn create_publishes_and_events_carry_the_topic() {
         &[("retain", "true")],
     );
     let b = start_bindery("mqtt-api", &file, app.port).await;
-    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
-        (healthz(&b).await == 204).then_some(())
-    })
-    .await;
+    common::wait_subscribed(&b, &base).await;
     let resp = b
         .invoke(
             "mqtt",
@@ -322,5 +307,46 @@ async fn create_publishes_and_events_carry_the_topic() {
     })
     .await;
     drop(b);
+    forget_sessions(&session_ids(&consumer)).await;
+}
+
+/// SIGTERM: bindery stops taking messages, finishes and acknowledges what is under way, and
+/// leaves the rest in the session; a later instance with the same consumerID gets it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_the_rest_in_the_session() {
+    let topic = unique("tterm");
+    let consumer = unique("cterm");
+    let mut publisher = Publisher::new().await;
+    let app = TestApp::start().await;
+    app.answer(Method::OPTIONS, ROUTE, vec![Answer::status(200)]);
+    app.answer(
+        Method::POST,
+        ROUTE,
+        vec![Answer::status(200).delay(Duration::from_millis(20))],
+    );
+    let file = component("mqtt", &topic, &consumer, &[]);
+    let mut first = start_bindery("mqtt-term", &file, app.port).await;
+    common::wait_subscribed(&first, &topic).await;
+    let expected = bodies("t", 800);
+    publisher.publish_all(&topic, &expected).await;
+    wait_accepted_at_least(&[&app], ROUTE, 100, Duration::from_secs(60)).await;
+    first.signal("TERM");
+    let status = first.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "bindery exited with {status}");
+    let (before, _) = accepted(&[&app], ROUTE);
+    assert!(before.len() < expected.len());
+    let _second = start_bindery("mqtt-term", &file, app.port).await;
+    let total = wait_all_accepted(&[&app], ROUTE, &expected, Duration::from_secs(60)).await;
+    println!(
+        "mqtt SIGTERM: {} delivered before the stop, {} duplicates",
+        before.len(),
+        total - expected.len()
+    );
+    assert_eq!(
+        total,
+        expected.len(),
+        "a graceful stop causes no duplicates"
+    );
+    drop(_second);
     forget_sessions(&session_ids(&consumer)).await;
 }

@@ -296,3 +296,73 @@ async fn events_carry_headers_as_metadata() {
     assert_eq!(got[0].header("messageid").as_deref(), Some("id-1"));
     publisher.delete().await;
 }
+
+/// An exclusive queue belongs to one connection: the component's input and output share it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_queue_serves_both_sides() {
+    common::require_rabbitmq().await;
+    let queue = common::queue();
+    let app = TestApp::start().await;
+    app.subscribe(ROUTE);
+    let file = component(
+        "rmq",
+        &queue,
+        &[("durable", "false"), ("exclusive", "true")],
+    );
+    let b = start_bindery("rmq-exclusive", &file, app.port).await;
+    bindery_test_support::wait_until(Duration::from_secs(30), "healthz 204", || async {
+        (healthz(&b).await == 204).then_some(())
+    })
+    .await;
+    for i in 0..3 {
+        let resp = b
+            .invoke(
+                "rmq",
+                json!({"operation": "create", "data": format!("x{i}")}),
+            )
+            .await;
+        assert_eq!(resp.status(), 204, "{:?}", resp.text().await);
+    }
+    app.wait_for(Method::POST, ROUTE, 3, Duration::from_secs(20))
+        .await;
+}
+
+/// SIGTERM: bindery stops taking messages, finishes what is under way and hands the rest back;
+/// a later instance gets everything that was not accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_back_what_is_not_accepted() {
+    let queue = common::queue();
+    let publisher = Publisher::new(&queue).await;
+    let app = TestApp::start().await;
+    app.answer(Method::OPTIONS, ROUTE, vec![Answer::status(200)]);
+    app.answer(
+        Method::POST,
+        ROUTE,
+        vec![Answer::status(200).delay(Duration::from_millis(20))],
+    );
+    let file = component("rmq", &queue, &[("prefetchCount", "10")]);
+    let mut first = start_bindery("rmq-term", &file, app.port).await;
+    let expected = bodies("t", 1000);
+    publisher.publish_all(expected.clone()).await;
+    wait_accepted_at_least(&[&app], ROUTE, 100, Duration::from_secs(60)).await;
+    first.signal("TERM");
+    let status = first.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "bindery exited with {status}");
+    let (before, _) = accepted(&[&app], ROUTE);
+    assert!(before.len() < expected.len());
+    // What was not delivered is back in the queue, not lost.
+    assert!(publisher.ready().await as usize >= expected.len() - before.len());
+    let _second = start_bindery("rmq-term", &file, app.port).await;
+    let total = wait_all_accepted(&[&app], ROUTE, &expected, Duration::from_secs(60)).await;
+    println!(
+        "rabbitmq SIGTERM: {} delivered before the stop, {} duplicates",
+        before.len(),
+        total - expected.len()
+    );
+    assert_eq!(
+        total,
+        expected.len(),
+        "a graceful stop causes no duplicates"
+    );
+    publisher.delete().await;
+}

@@ -267,6 +267,22 @@ pub async fn healthz(b: &Bindery) -> u16 {
     }
 }
 
+/// Wait until bindery's MQTT consumer has its SUBACK (it logs `subscribed … topic=<filter>`).
+///
+/// A new MQTT session gets only what is published after its SUBSCRIBE, so tests publish only
+/// then. Neither `/v1.0/healthz` nor `/v1.0/metadata` tells: the component's health is shared
+/// by its output side, which is connected first.
+pub async fn wait_subscribed(b: &Bindery, filter: &str) {
+    bindery_test_support::wait_until(Duration::from_secs(30), "the MQTT subscription", || {
+        let logs = b.logs();
+        let done = logs
+            .lines()
+            .any(|l| l.contains(" subscribed ") && l.contains(filter));
+        async move { done.then_some(()) }
+    })
+    .await;
+}
+
 /// An app that accepts every delivery except those whose body contains `poison`, which it
 /// always fails with 500.
 #[derive(Clone, Default)]
