@@ -52,7 +52,8 @@ ensure() { # name port seconds command...
 background() { # name command... : start detached, remember the pid
     local name=$1
     shift
-    nohup "$@" >"$LOG/$name.log" 2>&1 &
+    # A session of its own: the service outlives the shell (and process group) that started it.
+    setsid nohup "$@" >"$LOG/$name.log" 2>&1 </dev/null &
     echo $! >"$RUN/$name.pid"
 }
 
