@@ -82,7 +82,23 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let mut publisher = Publisher::new().await;
     let after = bodies("after", 200);
     publisher.publish_all(&topic, &after).await;
-    let all: Vec<String> = expected.iter().chain(&after).cloned().collect();
+    // The output side reconnects by itself too (until then a call fails fast).
+    bindery_test_support::wait_until(
+        Duration::from_secs(30),
+        "a create through bindery",
+        || async {
+            let resp = b
+                .invoke(
+                    "mqtt",
+                    serde_json::json!({"operation": "create", "data": "via-output"}),
+                )
+                .await;
+            (resp.status() == 204).then_some(())
+        },
+    )
+    .await;
+    let mut all: Vec<String> = expected.iter().chain(&after).cloned().collect();
+    all.push("\"via-output\"".to_owned());
     let total = wait_all_accepted(&[&app], ROUTE, &all, Duration::from_secs(120)).await;
     println!(
         "mqtt restart: all {} messages accepted, {} duplicates",

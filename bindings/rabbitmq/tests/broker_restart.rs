@@ -74,11 +74,19 @@ async fn broker_restart_mid_stream_loses_nothing() {
         (healthz(&b).await == 204).then_some(())
     })
     .await;
-    // New messages flow too.
+    // New messages flow too, and the output side publishes again.
     let publisher = Publisher::new(&queue).await;
     let after = bodies("after", 500);
     publisher.publish_all(after.clone()).await;
-    let all: Vec<String> = expected.iter().chain(&after).cloned().collect();
+    let resp = b
+        .invoke(
+            "rmq",
+            serde_json::json!({"operation": "create", "data": "via-output"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 204, "{:?}", resp.text().await);
+    let mut all: Vec<String> = expected.iter().chain(&after).cloned().collect();
+    all.push("\"via-output\"".to_owned());
     let total = wait_all_accepted(&[&app], ROUTE, &all, Duration::from_secs(120)).await;
     println!(
         "rabbitmq restart: all {} messages accepted, {} duplicates",
