@@ -14,6 +14,12 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
+/// mimalloc rather than the system allocator: an output call allocates in hyper, reqwest and
+/// serde, glibc's malloc and free were a fifth of the instructions of each call, and mimalloc
+/// takes about a sixth off the whole call (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let flags = match (cli.command, cli.run) {
