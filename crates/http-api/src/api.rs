@@ -11,6 +11,7 @@ use axum::extract::{Extension, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use bindery_core::InvokeRequest;
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::{ApiError, metadata_headers};
-use crate::json::reencode_json;
+use crate::json::Data;
 
 const TOKEN_HEADER: &str = "dapr-api-token";
 
@@ -78,6 +79,10 @@ pub async fn serve_router(
         let app = app.clone();
         let mut stop = stop.clone();
         async move {
+            // Answers are small and written at once: send them without waiting for an ACK.
+            let l = l.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(l, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -130,9 +135,9 @@ async fn check_token(State(rt): State<Arc<Runtime>>, mut req: Request, next: Nex
 }
 
 #[derive(Deserialize)]
-struct OutputBindingRequest {
-    #[serde(default)]
-    data: Option<serde_json::Value>,
+struct OutputBindingRequest<'a> {
+    #[serde(default, borrow)]
+    data: Option<Data<'a>>,
     #[serde(default)]
     metadata: Option<HashMap<String, String>>,
     #[serde(default)]
@@ -163,15 +168,15 @@ async fn read_body(rt: &Runtime, body: Body) -> Result<Bytes, ApiError> {
 /// assert!(bindery_http::decode_output_request(b"{").is_err());
 /// ```
 pub fn decode_output_request(body: &[u8]) -> Result<InvokeRequest, String> {
-    let req: OutputBindingRequest =
+    let req: OutputBindingRequest<'_> =
         serde_json::from_slice(body).map_err(|e| format!("failed deserializing HTTP body: {e}"))?;
-    let data = match &req.data {
-        Some(v) => reencode_json(v),
-        None => "null".to_owned(),
+    let data = match req.data {
+        Some(mut data) => data.encode(body.len()),
+        None => Bytes::from_static(b"null"),
     };
     Ok(InvokeRequest {
         operation: req.operation.unwrap_or_default(),
-        data: Bytes::from(data),
+        data,
         metadata: req.metadata.unwrap_or_default(),
     })
 }

@@ -59,8 +59,13 @@ impl IntoResponse for ApiError {
 /// Add one `metadata.<key>` header per response metadata entry. Entries that cannot be a header
 /// (a key with spaces, a value with CR/LF) are left out and logged, never sent half-formed.
 pub(crate) fn metadata_headers(headers: &mut HeaderMap, metadata: &HashMap<String, String>) {
+    // One buffer for every name: HeaderName copies what it keeps.
+    let mut name = String::with_capacity(32);
     for (k, v) in metadata {
-        let name = HeaderName::try_from(format!("metadata.{k}"));
+        name.clear();
+        name.push_str("metadata.");
+        name.push_str(k);
+        let name = HeaderName::from_bytes(name.as_bytes());
         let value = HeaderValue::from_str(v);
         match (name, value) {
             (Ok(n), Ok(v)) => {
