@@ -75,7 +75,9 @@ impl Runtime {
             ));
         };
         let ops = output.operations();
-        if !ops.contains(&request.operation.as_str()) {
+        // The binding's own `&'static str` names the operation for the metrics below, so the
+        // request's is not copied.
+        let Some(&operation) = ops.iter().find(|op| **op == request.operation) else {
             return Err(OutputError::new(
                 name,
                 format_args!(
@@ -84,9 +86,8 @@ impl Runtime {
                     ops.join(" ")
                 ),
             ));
-        }
+        };
         let started = std::time::Instant::now();
-        let operation = request.operation.clone();
         let result = match self.policy(name, Direction::Outbound) {
             None => output
                 .invoke(request)
@@ -118,7 +119,7 @@ impl Runtime {
         };
         self.metrics
             .binding(name)
-            .output_call(&operation, result.is_ok(), started.elapsed());
+            .output_call(operation, result.is_ok(), started.elapsed());
         result.map_err(|failure| match failure {
             Failure::Failed { mut error, .. } => {
                 let metadata = error.take_metadata();

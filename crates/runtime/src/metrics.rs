@@ -69,20 +69,21 @@ pub struct BindingMetrics {
 impl BindingMetrics {
     /// An output call of `operation` finished after `elapsed`.
     pub fn output_call(&self, operation: &str, success: bool, elapsed: Duration) {
-        let key = (operation.to_owned(), success);
+        // A binding has a handful of series: a scan finds one without allocating a key.
         let existing = self
             .output
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
+            .iter()
+            .find(|((op, ok), _)| *ok == success && op == operation)
+            .map(|(_, s)| Arc::clone(s));
         let series = match existing {
             Some(s) => s,
             None => Arc::clone(
                 self.output
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .entry(key)
+                    .entry((operation.to_owned(), success))
                     .or_default(),
             ),
         };
