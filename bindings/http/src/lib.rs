@@ -166,6 +166,7 @@ impl BindingFactory for HttpFactory {
         ctx.health.connected();
         Ok(Box::new(HttpBinding {
             name: ctx.name.clone(),
+            base: PlainBase::parse(&config.url),
             config: Arc::new(config),
             client,
             closed: AtomicBool::new(false),
@@ -239,6 +240,8 @@ async fn build_client(config: &HttpConfig) -> Result<reqwest::Client, BindingErr
 /// A running `bindings.http` component.
 struct HttpBinding {
     name: String,
+    /// `url` parsed once, when plain enough to take a `path` without parsing again.
+    base: Option<PlainBase>,
     config: Arc<HttpConfig>,
     client: reqwest::Client,
     closed: AtomicBool,
@@ -255,13 +258,15 @@ impl OutputBinding for HttpBinding {
             return Err(BindingError::closed());
         }
         let method = method_for(&req.operation)?;
-        let url = join_path(
-            &self.config.url,
-            req.metadata.get("path").map(String::as_str),
-        );
-        let shown_url = redact_url(&url);
-        let parsed = Url::parse(&url)
-            .map_err(|e| BindingError::invalid_request(format!("invalid url {shown_url}: {e}")))?;
+        let path = req.metadata.get("path").map(String::as_str);
+        // The URL as messages and logs show it, worked out only when one needs it.
+        let shown_url = || redact_url(&join_path(&self.config.url, path));
+        let parsed = match self.base.as_ref().and_then(|b| b.join(path)) {
+            Some(url) => url,
+            None => Url::parse(&join_path(&self.config.url, path)).map_err(|e| {
+                BindingError::invalid_request(format!("invalid url {}: {e}", shown_url()))
+            })?,
+        };
         let error_if_not_2xx = match req.metadata.get("errorIfNot2XX").map(|v| v.trim()) {
             None | Some("") => self.config.error_if_not_2xx,
             Some(v) => parse_truthy(v).ok_or_else(|| {
@@ -280,11 +285,11 @@ impl OutputBinding for HttpBinding {
         if let Some(timeout) = self.config.response_timeout {
             request = request.timeout(timeout);
         }
-        debug!(binding = %self.name, method = %method, url = %shown_url, "calling HTTP endpoint");
+        debug!(binding = %self.name, method = %method, url = %shown_url(), "calling HTTP endpoint");
         let response = request
             .send()
             .await
-            .map_err(|e| map_send_error(e, &method, &shown_url))?;
+            .map_err(|e| map_send_error(e, &method, &shown_url()))?;
 
         let status = response.status();
         let mut metadata = response_metadata(&response);
@@ -295,8 +300,8 @@ impl OutputBinding for HttpBinding {
             .map(str::to_owned);
         let data = read_body(response, self.config.max_response_body_size)
             .await
-            .map_err(|e| map_send_error(e, &method, &shown_url))?;
-        debug!(binding = %self.name, method = %method, url = %shown_url, status = status.as_u16(), bytes = data.len(), "HTTP endpoint answered");
+            .map_err(|e| map_send_error(e, &method, &shown_url()))?;
+        debug!(binding = %self.name, method = %method, url = %shown_url(), status = status.as_u16(), bytes = data.len(), "HTTP endpoint answered");
 
         if error_if_not_2xx && !status.is_success() {
             return Err(BindingError::rejected(format!(
@@ -396,6 +401,44 @@ fn method_for(operation: &str) -> Result<Method, BindingError> {
     })
 }
 
+/// The component's `url`, parsed at start, when it has no query or fragment: a call's `path`
+/// made of plain characters then only replaces its path, which gives the same URL as parsing
+/// [`join_path`]'s text (checked in the tests) without parsing the scheme and host again.
+struct PlainBase(Url);
+
+impl PlainBase {
+    fn parse(url: &str) -> Option<Self> {
+        let parsed = Url::parse(url).ok()?;
+        (parsed.query().is_none() && parsed.fragment().is_none() && !parsed.cannot_be_a_base())
+            .then_some(PlainBase(parsed))
+    }
+
+    /// The URL of a call with `path`, or `None` when `path` needs the full parse: anything
+    /// beyond unreserved characters and `/`, or a `.`/`..` segment.
+    fn join(&self, path: Option<&str>) -> Option<Url> {
+        let Some(p) = path.filter(|p| !p.is_empty()) else {
+            return Some(self.0.clone());
+        };
+        let plain = p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~'))
+            && !p
+                .split('/')
+                .any(|segment| segment == "." || segment == "..");
+        if !plain {
+            return None;
+        }
+        let mut url = self.0.clone();
+        let joined = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            p.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+        Some(url)
+    }
+}
+
 /// `base` and `path` joined with exactly one `/`; `base` alone when `path` is absent or empty.
 fn join_path(base: &str, path: Option<&str>) -> String {
     match path.filter(|p| !p.is_empty()) {
@@ -425,13 +468,14 @@ fn response_metadata(response: &reqwest::Response) -> HashMap<String, String> {
     };
     md.insert(STATUS_KEY.to_owned(), status_line);
     for name in response.headers().keys() {
-        let joined = response
-            .headers()
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Most headers have one value: build the joined text in place, no list in between.
+        let mut joined = String::new();
+        for (i, v) in response.headers().get_all(name).iter().enumerate() {
+            if i > 0 {
+                joined.push_str(", ");
+            }
+            joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
         md.insert(canonical_header_key(name.as_str()), joined);
     }
     md

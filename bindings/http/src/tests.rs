@@ -660,3 +660,43 @@ async fn calls_after_close_are_refused() {
     let err = b.invoke(request("get", "", &[])).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed);
 }
+
+#[test]
+fn a_plain_base_joins_paths_as_parsing_the_joined_text_does() {
+    let bases = [
+        "http://127.0.0.1:3000",
+        "http://127.0.0.1:3000/",
+        "http://Example.COM:80/api",
+        "https://h/a/b/",
+        "http://user:pw@h:8080/x",
+        "http://[::1]:9/v1",
+    ];
+    let paths = [
+        None,
+        Some(""),
+        Some("orders"),
+        Some("/orders"),
+        Some("//orders//"),
+        Some("a/b.c/d-e_f~g"),
+        Some("./x"),
+        Some("a/../b"),
+        Some("a b"),
+        Some("a?q=1"),
+        Some("a#f"),
+        Some("%41"),
+        Some("é"),
+        Some("a\\b"),
+    ];
+    for base in bases {
+        let plain = PlainBase::parse(base).expect("a plain base");
+        for path in paths {
+            let want = Url::parse(&join_path(base, path)).unwrap();
+            if let Some(got) = plain.join(path) {
+                assert_eq!(got, want, "{base} + {path:?}");
+            }
+        }
+    }
+    assert!(PlainBase::parse("http://h/a?x=1").is_none());
+    assert!(PlainBase::parse("http://h/a#f").is_none());
+    assert!(PlainBase::parse("not a url").is_none());
+}
