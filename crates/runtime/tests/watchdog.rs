@@ -131,7 +131,10 @@ async fn runtime(backlog: u64) -> (Arc<Runtime>, Arc<AtomicUsize>) {
     rt.start_inputs().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while reads.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the read loop never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the read loop never started"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (rt, reads)
