@@ -53,28 +53,20 @@ fn wait_port(open: bool, deadline: Duration) {
 struct BrokerGuard;
 
 impl BrokerGuard {
-    /// The broker's pid, from the pid file scripts/backends.sh wrote; checked to be Tansu on
-    /// our port.
+    /// The broker's pid: the Tansu process serving our port, found in /proc (whichever
+    /// checkout's scripts/backends.sh started it).
     fn broker_pid() -> u32 {
-        let pid_file = repo_root().join(".test-env/run/kafka.pid");
-        let pid: u32 = std::fs::read_to_string(&pid_file)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot read {} ({e}): start the broker with scripts/backends.sh",
-                    pid_file.display()
-                )
-            })
-            .trim()
-            .parse()
-            .expect("a pid in the pid file");
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        assert!(
-            cmdline.contains("tansu") && cmdline.contains("19092"),
-            "pid {pid} from {} is not the Tansu broker on {BROKER} ({cmdline:?}); restart it with scripts/backends.sh",
-            pid_file.display()
-        );
-        pid
+        let tansu = std::fs::read_dir("/proc")
+            .expect("read /proc")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                cmdline.contains("tansu") && cmdline.contains("broker") && cmdline.contains("19092")
+            });
+        tansu.unwrap_or_else(|| {
+            panic!("no Tansu broker process serves {BROKER}: start it with scripts/backends.sh")
+        })
     }
 
     fn stop_broker(&self) {
