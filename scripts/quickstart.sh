@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked -p bindery
+# Only the bindings the example uses: a slim build is quick to compile.
+cargo build --release --locked -p bindery --no-default-features \
+    --features binding-cron,binding-http,binding-localstorage
 BIN="${CARGO_TARGET_DIR:-target}/release/bindery"
 
 python3 examples/quickstart/app.py 3000 &
