@@ -20,6 +20,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (the binary the black-box tests start)"
 cargo build --workspace --locked
 echo "== cargo test"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 echo "== fuzzing component loading and request decoding"
 scripts/fuzz.sh 20
