@@ -48,7 +48,7 @@ async fn ten_thousand_messages_with_random_failures_all_arrive() {
     common::wait_subscribed(&b, &topic).await;
     let expected = bodies("m", 10_000);
     publisher
-        .publish_paced(&topic, &expected, &[&app], ROUTE, 600)
+        .publish_paced(&topic, &expected, &[&app], ROUTE, 300)
         .await;
     let total = wait_all_accepted(&[&app], ROUTE, &expected, Duration::from_secs(180)).await;
     let failed = app
@@ -198,7 +198,7 @@ async fn three_replicas_share_a_subscription_and_one_dies() {
     let expected = bodies("r", 3000);
     let (first_half, second_half) = expected.split_at(1200);
     publisher
-        .publish_paced(&topic, first_half, &app_refs, ROUTE, 600)
+        .publish_paced(&topic, first_half, &app_refs, ROUTE, 300)
         .await;
     wait_accepted_at_least(&app_refs, ROUTE, 600, Duration::from_secs(60)).await;
     if let Some(b) = replicas[0].take() {
