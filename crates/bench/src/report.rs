@@ -453,6 +453,17 @@ fn render(r: &Results, plots: &[String]) -> String {
         }
         let _ = writeln!(md);
     }
+    if r.missing_inputs.is_empty() && !r.inputs.is_empty() {
+        let _ = writeln!(
+            md,
+            "Every input binding of these scenarios ({}) was in `bindery::registry()` for this run.\n",
+            r.inputs
+                .iter()
+                .map(|i| format!("`{}`", i.broker.binding_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !r.missing_inputs.is_empty() {
         let _ = writeln!(
             md,
