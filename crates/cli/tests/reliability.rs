@@ -198,8 +198,13 @@ async fn exhausted_events_go_to_the_dead_letter_binding() {
         },
     )
     .await;
+    // The file is written before the delivery loop logs the outcome.
+    wait_until(DEADLINE, "the dead-letter log line", || {
+        let logs = b.logs();
+        async move { logs.contains("event dead-lettered").then_some(()) }
+    })
+    .await;
     let logs = b.logs();
-    assert!(logs.contains("event dead-lettered"), "{logs}");
     assert!(
         logs.contains("attempts=3"),
         "one attempt and two retries: {logs}"
