@@ -55,6 +55,8 @@ pub(crate) struct NatsInput {
     pub(crate) closed: CancellationToken,
     /// Set once the subscription or consumer is in place: reconnections report connected.
     pub(crate) ready: Arc<AtomicBool>,
+    /// The JetStream consumer of the current session, asked for its backlog.
+    pub(crate) consumer: std::sync::Mutex<Option<PullConsumer>>,
 }
 
 /// What became of one message.
@@ -100,6 +102,23 @@ impl InputBinding for NatsInput {
         // Send outstanding acks before the connection goes with the client.
         let _ = tokio::time::timeout(self.config.request_timeout, client.flush()).await;
         result
+    }
+
+    /// JetStream: the messages the durable consumer has not delivered yet. Core NATS keeps no
+    /// backlog.
+    async fn backlog(&self) -> Option<u64> {
+        let consumer = self
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        match consumer.get_info().await {
+            Ok(info) => Some(info.num_pending),
+            Err(e) => {
+                debug!(binding = %self.name, error = %e, "cannot read the consumer's pending count");
+                None
+            }
+        }
     }
 
     async fn close(&self) -> Result<(), BindingError> {
@@ -265,6 +284,7 @@ impl NatsInput {
                 }
             };
             backoff.reset();
+            *self.consumer.lock().unwrap_or_else(|p| p.into_inner()) = Some(consumer);
             self.ready.store(true, Ordering::Release);
             self.health.connected();
             info!(binding = %self.name, subject = %subject, durable = %durable, "pulling from JetStream");

@@ -233,6 +233,7 @@ impl BindingFactory for NatsFactory {
             health: ctx.health.clone(),
             closed: CancellationToken::new(),
             ready: Arc::new(AtomicBool::new(false)),
+            consumer: std::sync::Mutex::new(None),
         }))
     }
 }

@@ -86,6 +86,19 @@ impl InputBinding for RabbitInput {
         }
     }
 
+    async fn backlog(&self) -> Option<u64> {
+        if self.closed.is_cancelled() {
+            return None;
+        }
+        match self.link.depth().await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                debug!(binding = %self.link.name, error = %e, "cannot read the queue depth");
+                None
+            }
+        }
+    }
+
     async fn close(&self) -> Result<(), BindingError> {
         self.closed.cancel();
         Link::close(&self.link).await;

@@ -75,6 +75,27 @@ impl Link {
         declare_queue(&ch, &self.config).await?;
         Ok(ch)
     }
+
+    /// How many messages wait in the queue, ready for a consumer (unacknowledged ones not
+    /// counted), asked with a passive declare on a short-lived channel.
+    pub(crate) async fn depth(&self) -> Result<u64, BindingError> {
+        let conn = self.connection().await?;
+        let ch = conn.create_channel().await.map_err(unavailable)?;
+        let queue = ShortString::try_new(self.config.queue_name.as_str())
+            .map_err(|e| BindingError::config("queueName", e.to_string()))?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = ch
+            .queue_declare(queue, options, FieldTable::default())
+            .await
+            .map_err(unavailable);
+        if let Err(e) = ch.close(200, ShortString::from("done")).await {
+            debug!(binding = %self.name, error = %e, "closing the depth channel failed");
+        }
+        Ok(u64::from(declared?.message_count()))
+    }
 }
 
 /// Links by component, so the input and output sides of one component share a connection.
