@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use bindery_core::util::Backoff;
 use bindery_core::{
     BindingError, BindingFactory, BindingHealth, BindingSpec, CancellationToken, ComponentContext,
@@ -482,6 +482,28 @@ impl InputBinding for SqsInput {
             }
         }
         Ok(())
+    }
+
+    /// The queue's `ApproximateNumberOfMessages`: visible messages waiting for a receive.
+    async fn backlog(&self) -> Option<u64> {
+        let url = self.queue.url().await.ok()?;
+        let out = self
+            .queue
+            .client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = sdk_error("sqs binding error: get queue attributes failed", e);
+                tracing::debug!(queue = %self.queue.config.queue_name, error = %e, "cannot read the queue depth");
+            })
+            .ok()?;
+        out.attributes()?
+            .get(&QueueAttributeName::ApproximateNumberOfMessages)?
+            .parse()
+            .ok()
     }
 }
 

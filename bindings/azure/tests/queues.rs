@@ -395,3 +395,52 @@ async fn a_service_that_is_down_is_named() {
     let health = b.client().get(b.url("/v1.0/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 500);
 }
+
+/// The backlog the input side reports to the stall watchdog: visible messages only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_counts_visible_messages() {
+    use bindery_core::{BindingFactory, BindingHealth, ComponentContext, Metadata};
+    require_azurite();
+    let queue = unique("depth");
+    let q = queue_client(&queue);
+    q.create_queue().await.unwrap();
+    let md = Metadata::from_pairs(queue_md(&queue, &[]));
+    let factory = bindery_binding_azure::StorageQueuesFactory;
+    factory.validate(&md).unwrap();
+    let input = factory
+        .build_input(&ComponentContext {
+            name: "queue-depth".into(),
+            app_id: "test".into(),
+            metadata: md,
+            health: BindingHealth::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(input.backlog().await, Some(0), "an empty queue");
+    for i in 0..9 {
+        q.put_message(&format!("m-{i}"), Duration::from_secs(600), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    assert_eq!(input.backlog().await, Some(9));
+    // Only hidden messages (a message waiting out its visibility delay): nothing to read now.
+    let hidden = unique("hidden");
+    let h = queue_client(&hidden);
+    h.create_queue().await.unwrap();
+    h.put_message("later", Duration::from_secs(600), Duration::from_secs(300))
+        .await
+        .unwrap();
+    let md = Metadata::from_pairs(queue_md(&hidden, &[]));
+    let input_hidden = factory
+        .build_input(&ComponentContext {
+            name: "queue-hidden".into(),
+            app_id: "test".into(),
+            metadata: md,
+            health: BindingHealth::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(input_hidden.backlog().await, Some(0));
+    q.delete_queue().await.unwrap();
+    h.delete_queue().await.unwrap();
+}

@@ -228,6 +228,23 @@ impl InputBinding for QueueInput {
         Ok(())
     }
 
+    /// Visible messages waiting. The service's approximate count also holds messages hidden
+    /// while they wait out a backoff, so a queue with nothing visible reports 0.
+    async fn backlog(&self) -> Option<u64> {
+        if self.closed.is_cancelled() {
+            return None;
+        }
+        let visible = self.client.peek_messages(1).await;
+        let count = match visible {
+            Ok(v) if v.is_empty() => return Some(0),
+            Ok(_) => self.client.approximate_count().await,
+            Err(e) => Err(e),
+        };
+        count
+            .map_err(|e| debug!(binding = %self.name, error = %e, "cannot read the queue depth"))
+            .ok()
+    }
+
     async fn close(&self) -> Result<(), BindingError> {
         self.closed.cancel();
         Ok(())
