@@ -15,6 +15,7 @@ use bindery_core::{
 use crate::app::{AppChannel, AppReply, FanOut};
 use crate::resiliency::{Attempt, Backoff, Code, Direction, Failure, Policy, Retry};
 use crate::runtime::{Binding, Runtime, TapEvent};
+use crate::trace::{self, Span, SpanKind, SpanStatus};
 
 const READ_RESTART_START: Duration = Duration::from_millis(250);
 const READ_RESTART_MAX: Duration = Duration::from_secs(30);
@@ -114,18 +115,35 @@ fn dead_letter_default() -> Policy {
 
 #[async_trait]
 impl EventHandler for Delivery {
-    async fn handle(&self, event: InputEvent) -> Outcome {
+    async fn handle(&self, mut event: InputEvent) -> Outcome {
         // Only copy the event when someone taps this binding.
         let copy = (self.binding.tap.receiver_count() > 0).then(|| event.clone());
-        let metrics = self.rt.metrics.binding(&self.binding.def.name);
+        let def = &self.binding.def;
+        let metrics = self.rt.metrics.binding(&def.name);
         metrics.event_started();
         let started = std::time::Instant::now();
+        // One span per event, continuing the trace the message carried; the app gets its id.
+        let tracer = self.rt.tracer();
+        let parent = trace::take_traceparent(&mut event.metadata);
+        let span = tracer.start_with(parent, SpanKind::Consumer, || {
+            format!("bindings/{}", def.name)
+        });
+        event
+            .metadata
+            .insert(trace::TRACEPARENT.to_owned(), span.context().traceparent());
+        let trace_state = span
+            .is_recording()
+            .then(|| trace::get_ignore_case(&event.metadata, trace::TRACESTATE))
+            .flatten()
+            .map(str::to_owned);
         let attempts = std::sync::atomic::AtomicU64::new(0);
         let outcome = self.decide(event, &attempts).await;
-        let retries = attempts
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .saturating_sub(1);
+        let tried = attempts.load(std::sync::atomic::Ordering::Relaxed);
+        let retries = tried.saturating_sub(1);
         metrics.event_finished(outcome_name(&outcome), started.elapsed(), retries);
+        if span.is_recording() {
+            self.end_span(span, &outcome, tried, trace_state.as_deref());
+        }
         if let Some(event) = copy {
             let _ = self.binding.tap.send(Arc::new(TapEvent {
                 binding: self.binding.def.name.clone(),
@@ -135,6 +153,35 @@ impl EventHandler for Delivery {
             }));
         }
         outcome
+    }
+}
+
+impl Delivery {
+    fn end_span(
+        &self,
+        mut span: Span,
+        outcome: &Outcome,
+        attempts: u64,
+        trace_state: Option<&str>,
+    ) {
+        let def = &self.binding.def;
+        span.set("dapr.binding.name", def.name.as_str());
+        span.set("dapr.binding.type", def.type_name.as_str());
+        span.set("dapr.binding.direction", "input");
+        span.set("dapr.app.protocol", self.rt.options.app_protocol.as_str());
+        span.set("dapr.binding.outcome", outcome_name(outcome));
+        span.set(
+            "dapr.binding.attempts",
+            i64::try_from(attempts).unwrap_or(i64::MAX),
+        );
+        span.set("messaging.system", "bindings");
+        span.set("messaging.destination.name", def.name.as_str());
+        let status = match outcome {
+            Outcome::Accepted | Outcome::Dropped | Outcome::DeadLettered => SpanStatus::Ok,
+            Outcome::Failed { reason, .. } => SpanStatus::Error(reason.clone()),
+            Outcome::Closed => SpanStatus::Unset,
+        };
+        self.rt.tracer().end(span, status, trace_state);
     }
 }
 
@@ -184,7 +231,10 @@ impl Delivery {
         };
         match result {
             Ok(Taken::Accepted(None)) => Outcome::Accepted,
-            Ok(Taken::Accepted(Some(fan_out))) => match self.fan_out(fan_out).await {
+            Ok(Taken::Accepted(Some(fan_out))) => match self
+                .fan_out(fan_out, event.metadata.get(trace::TRACEPARENT))
+                .await
+            {
                 Ok(()) => Outcome::Accepted,
                 Err(reason) => {
                     tracing::warn!(binding = %name, error = %reason, "app accepted the event but the output calls it asked for failed");
@@ -284,11 +334,14 @@ impl Delivery {
     }
 
     /// Call the output bindings the app named, with operation `create`.
-    async fn fan_out(&self, fan_out: FanOut) -> Result<(), String> {
+    /// Each call continues the event's trace (`traceparent`).
+    async fn fan_out(&self, fan_out: FanOut, traceparent: Option<&String>) -> Result<(), String> {
         let request = |data| InvokeRequest {
             operation: "create".into(),
             data,
-            metadata: Default::default(),
+            metadata: traceparent
+                .map(|t| [(trace::TRACEPARENT.to_owned(), t.clone())].into())
+                .unwrap_or_default(),
         };
         if fan_out.parallel {
             let calls = fan_out.to.iter().map(|to| {

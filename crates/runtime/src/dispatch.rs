@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::resiliency::{Attempt, Code, Direction, Failure};
 
 use crate::runtime::Runtime;
+use crate::trace::{self, SpanKind, SpanStatus};
 
 /// Why an output call failed, in Dapr's words, with any response metadata the binding returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +43,92 @@ impl OutputError {
     }
 }
 
+/// Who asked for an output call, for its span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputCaller {
+    /// The Dapr HTTP API.
+    Http,
+    /// The Dapr gRPC API.
+    Grpc,
+    /// bindery itself: a dead letter, or the output calls an app asked for in its answer.
+    Runtime,
+}
+
+impl OutputCaller {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutputCaller::Http => "http",
+            OutputCaller::Grpc => "grpc",
+            OutputCaller::Runtime => "runtime",
+        }
+    }
+}
+
 impl Runtime {
     /// Call output binding `name`: check the operation, then invoke the binding.
     ///
     /// `Ok(None)` is "done, nothing to return" (HTTP 204).
     pub async fn invoke_output(
+        &self,
+        name: &str,
+        request: InvokeRequest,
+    ) -> Result<Option<InvokeResponse>, OutputError> {
+        self.invoke_output_from(OutputCaller::Runtime, name, request)
+            .await
+    }
+
+    /// [`Runtime::invoke_output`] for `caller`, as one span: a child of the request's
+    /// `traceparent` metadata when it holds a valid one, else a new trace. The binding gets
+    /// the span's own `traceparent`; `tracestate` and `baggage` pass through unchanged.
+    pub async fn invoke_output_from(
+        &self,
+        caller: OutputCaller,
+        name: &str,
+        mut request: InvokeRequest,
+    ) -> Result<Option<InvokeResponse>, OutputError> {
+        let tracer = self.tracer();
+        let parent = trace::take_traceparent(&mut request.metadata);
+        let mut span = tracer.start_with(parent, SpanKind::Client, || format!("bindings/{name}"));
+        request
+            .metadata
+            .insert(trace::TRACEPARENT.to_owned(), span.context().traceparent());
+        let trace_state = span
+            .is_recording()
+            .then(|| trace::get_ignore_case(&request.metadata, trace::TRACESTATE))
+            .flatten()
+            .map(str::to_owned);
+        if span.is_recording() {
+            span.set("dapr.api", caller.as_str());
+            span.set("dapr.binding.name", name);
+            span.set("dapr.binding.direction", "output");
+            span.set("dapr.binding.operation", request.operation.as_str());
+            if let Some(b) = self.binding(name) {
+                span.set("dapr.binding.type", b.def.type_name.as_str());
+            }
+            span.set("db.system", "bindings");
+            span.set("db.name", name);
+        }
+        let result = self.dispatch_output(name, request).await;
+        if span.is_recording() {
+            let status = match &result {
+                Ok(_) => {
+                    span.set("dapr.binding.outcome", "success");
+                    SpanStatus::Ok
+                }
+                Err(e) => {
+                    span.set("dapr.binding.outcome", "error");
+                    if let Some(kind) = e.kind {
+                        span.set("error.type", kind.as_str());
+                    }
+                    SpanStatus::Error(e.message.clone())
+                }
+            };
+            tracer.end(span, status, trace_state.as_deref());
+        }
+        result
+    }
+
+    async fn dispatch_output(
         &self,
         name: &str,
         request: InvokeRequest,

@@ -16,9 +16,10 @@ mod options;
 pub mod reload;
 pub mod resiliency;
 mod runtime;
+pub mod trace;
 
 pub use configuration::{Configuration, Feature, Otel, Tracing};
-pub use dispatch::OutputError;
+pub use dispatch::{OutputCaller, OutputError};
 pub use options::{AppHealthCheck, AppProtocol, RuntimeOptions};
 pub use runtime::{
     AppConnectionInfo, ComponentInfo, ComponentStatus, MetadataInfo, Runtime, Subscription,

@@ -221,6 +221,8 @@ pub struct Runtime {
     shutdown_requested: CancellationToken,
     /// Fired when input delivery must stop taking events.
     pub(crate) closing: CancellationToken,
+    /// Spans and trace context; Dapr's default sampling and no exporter until one is set.
+    tracer: std::sync::OnceLock<crate::trace::Tracer>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -272,7 +274,19 @@ impl Runtime {
             inputs_blocked: AtomicBool::new(false),
             shutdown_requested: CancellationToken::new(),
             closing: CancellationToken::new(),
+            tracer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Use `tracer` for output calls and deliveries (sampling, export). Set once, before
+    /// serving; a second call hands the tracer back.
+    pub fn set_tracer(&self, tracer: crate::trace::Tracer) -> Result<(), crate::trace::Tracer> {
+        self.tracer.set(tracer)
+    }
+
+    /// The tracer in use.
+    pub fn tracer(&self) -> &crate::trace::Tracer {
+        self.tracer.get().unwrap_or(&crate::trace::DEFAULT_TRACER)
     }
 
     /// The options it runs with.
