@@ -8,6 +8,7 @@ mod cli;
 mod flags;
 mod logging;
 mod run;
+mod telemetry;
 mod tools;
 
 use std::process::ExitCode;

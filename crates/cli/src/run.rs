@@ -28,6 +28,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         }
         None => Configuration::default(),
     };
+    let (tracer, telemetry) = crate::telemetry::setup(&config, &options.app_id)?;
 
     let registry = bindery::registry();
     let load_options = LoadOptions {
@@ -64,6 +65,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let app = app_channel(&options);
     let runtime = Runtime::new(options, loaded, app);
+    let _ = runtime.set_tracer(tracer);
     runtime
         .start()
         .await
@@ -142,6 +144,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<()> {
         _ => {}
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), metrics).await;
+    telemetry.shutdown(Duration::from_secs(5)).await;
     tracing::info!("bindery stopped");
     Ok(())
 }

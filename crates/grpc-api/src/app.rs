@@ -22,7 +22,7 @@ use crate::server::API_TOKEN_KEY;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Trace context keys copied from the event metadata onto the call.
-const TRACE_KEYS: [&str; 2] = ["traceparent", "tracestate"];
+const TRACE_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
 /// Reaches an app that speaks gRPC (`--app-protocol grpc`).
 ///

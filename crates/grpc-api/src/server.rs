@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bindery_core::{InvokeRequest, InvokeResponse};
-use bindery_runtime::{MetadataInfo, OutputError, Runtime};
+use bindery_runtime::trace::{TRACEPARENT, TraceContext};
+use bindery_runtime::{MetadataInfo, OutputCaller, OutputError, Runtime};
 use dapr::dapr::proto::runtime::v1 as pb;
 use tonic::metadata::{KeyAndValueRef, MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -13,6 +14,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 
 use crate::proto::dapr_server::{Dapr, DaprServer};
+
+/// The binary trace context of OpenCensus-style gRPC clients.
+const GRPC_TRACE_BIN: &str = "grpc-trace-bin";
 
 /// The metadata key that carries the API token, both ways.
 pub(crate) const API_TOKEN_KEY: &str = "dapr-api-token";
@@ -124,7 +128,11 @@ impl Dapr for DaprApi {
             data: msg.data.into(),
             metadata,
         };
-        match self.runtime.invoke_output(&msg.name, call).await {
+        match self
+            .runtime
+            .invoke_output_from(OutputCaller::Grpc, &msg.name, call)
+            .await
+        {
             Ok(None) => Ok(Response::new(pb::InvokeBindingResponse::default())),
             Ok(Some(InvokeResponse { data, metadata, .. })) => {
                 let headers = metadata_headers(&metadata);
@@ -203,6 +211,15 @@ fn merge_request_metadata(
     if let Some(a) = authority {
         add("dapr-authority".to_owned(), a);
     }
+    // gRPC clients instrumented the OpenCensus way send the trace context in binary.
+    if incoming.get(TRACEPARENT).is_none()
+        && let Some(ctx) = incoming
+            .get_bin(GRPC_TRACE_BIN)
+            .and_then(|v| v.to_bytes().ok())
+            .and_then(|b| TraceContext::from_grpc_trace_bin(&b))
+    {
+        add(TRACEPARENT.to_owned(), &ctx.traceparent());
+    }
     for entry in incoming.iter() {
         let KeyAndValueRef::Ascii(key, value) = entry else {
             continue;
@@ -276,6 +293,33 @@ mod tests {
         assert!(!md.contains_key("dapr-api-token"));
         assert!(!md.contains_key("grpc-accept-encoding"));
         assert!(!md.keys().any(|k| k.ends_with("-bin")));
+    }
+
+    #[test]
+    fn grpc_trace_bin_becomes_a_traceparent() {
+        let mut bin = vec![0u8, 0];
+        bin.extend_from_slice(&0x0af7651916cd43dd8448eb211c80319cu128.to_be_bytes());
+        bin.push(1);
+        bin.extend_from_slice(&0xb7ad6b7169203331u64.to_be_bytes());
+        bin.extend_from_slice(&[2, 1]);
+        let mut incoming = MetadataMap::new();
+        incoming.insert_bin(GRPC_TRACE_BIN, MetadataValue::from_bytes(&bin));
+        let mut md = HashMap::new();
+        merge_request_metadata(&mut md, &incoming, None);
+        assert_eq!(
+            md[TRACEPARENT],
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        // A text traceparent wins.
+        incoming.insert(
+            TRACEPARENT,
+            "00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+                .parse()
+                .unwrap(),
+        );
+        let mut md = HashMap::new();
+        merge_request_metadata(&mut md, &incoming, None);
+        assert!(md[TRACEPARENT].starts_with("00-1af"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
 use bindery_core::InvokeRequest;
-use bindery_runtime::{Runtime, TapEvent};
+use bindery_runtime::{OutputCaller, Runtime, TapEvent};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
@@ -212,7 +212,10 @@ async fn invoke_binding(
                 .or_insert_with(|| v.to_owned());
         }
     }
-    match rt.invoke_output(&name, request).await {
+    match rt
+        .invoke_output_from(OutputCaller::Http, &name, request)
+        .await
+    {
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some(resp)) => {
             let mut out = HeaderMap::new();

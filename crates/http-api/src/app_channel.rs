@@ -137,7 +137,7 @@ impl AppChannel for HttpAppChannel {
             if let Ok(v) = HeaderValue::from_str(&traceparent) {
                 headers.insert("traceparent", v);
             }
-            if let Some(ts) = event.metadata.get("tracestate")
+            if let Some(ts) = bindery_runtime::trace::get_ignore_case(&event.metadata, "tracestate")
                 && let Ok(v) = HeaderValue::from_str(ts)
             {
                 headers.insert("tracestate", v);
@@ -253,17 +253,7 @@ fn metadata_header(key: &str, value: &str) -> Option<(HeaderName, HeaderValue)> 
 }
 
 fn valid_traceparent(t: &str) -> bool {
-    let parts: Vec<&str> = t.split('-').collect();
-    parts.len() == 4
-        && parts[0].len() == 2
-        && parts[1].len() == 32
-        && parts[2].len() == 16
-        && parts[3].len() == 2
-        && parts
-            .iter()
-            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
-        && parts[1].bytes().any(|b| b != b'0')
-        && parts[2].bytes().any(|b| b != b'0')
+    bindery_runtime::trace::TraceContext::parse(t).is_some()
 }
 
 fn new_traceparent() -> String {

@@ -26,6 +26,18 @@ pub struct Tracing {
     /// `otel.endpointAddress`, `otel.protocol`, `otel.isSecure`.
     #[serde(default)]
     pub otel: Option<Otel>,
+    /// `zipkin.endpointAddress`: read only to say that bindery does not export to Zipkin.
+    #[serde(default)]
+    pub zipkin: Option<Zipkin>,
+}
+
+/// `spec.tracing.zipkin`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Zipkin {
+    /// The Zipkin collector's URL.
+    #[serde(default)]
+    pub endpoint_address: Option<String>,
 }
 
 /// `spec.tracing.otel`.

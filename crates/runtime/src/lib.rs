@@ -18,7 +18,7 @@ pub mod resiliency;
 mod runtime;
 pub mod trace;
 
-pub use configuration::{Configuration, Feature, Otel, Tracing};
+pub use configuration::{Configuration, Feature, Otel, Tracing, Zipkin};
 pub use dispatch::{OutputCaller, OutputError};
 pub use options::{AppHealthCheck, AppProtocol, RuntimeOptions};
 pub use runtime::{

@@ -69,8 +69,8 @@ pub struct TapEvent {
 impl Binding {
     fn new(def: ComponentDef) -> Arc<Binding> {
         Arc::new(Binding {
+            health: BindingHealth::named(&def.name, &def.type_name),
             def,
-            health: BindingHealth::default(),
             output: RwLock::new(None),
             input: Mutex::new(None),
             subscription: Mutex::new(Subscription::Unknown),
@@ -358,11 +358,12 @@ impl Runtime {
             match first {
                 Ok(Ok(out)) => {
                     self.set_output(&b, Arc::from(out));
+                    tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for output binding");
                 }
                 Ok(Err(e)) if !e.is_retryable() => return self.build_failed(&b, "output", &e),
                 Ok(Err(e)) => {
                     b.health.disconnected(e.to_string());
-                    tracing::warn!(binding = %b.def.name, error = %e, "output binding cannot connect yet; retrying in the background");
+                    tracing::warn!(binding = %b.def.name, r#type = %b.def.type_name, error = %e, "output binding cannot connect yet; retrying in the background");
                     self.spawn_output_retry(Arc::clone(&b));
                 }
                 Err(_) => {
@@ -370,7 +371,7 @@ impl Runtime {
                         "not connected within initTimeout {:?}",
                         b.def.init_timeout
                     ));
-                    tracing::warn!(binding = %b.def.name, timeout = ?b.def.init_timeout, "output binding did not connect within its initTimeout; retrying in the background");
+                    tracing::warn!(binding = %b.def.name, r#type = %b.def.type_name, timeout = ?b.def.init_timeout, "output binding did not connect within its initTimeout; retrying in the background");
                     self.spawn_output_retry(Arc::clone(&b));
                 }
             }
@@ -378,16 +379,16 @@ impl Runtime {
         None
     }
 
+    /// Install a built output. Its health logs the connect that follows a failed start.
     fn set_output(&self, b: &Binding, out: Arc<dyn OutputBinding>) {
         *b.output.write().unwrap_or_else(|p| p.into_inner()) = Some(out);
         b.health.connected();
-        tracing::info!(binding = %b.def.name, r#type = %b.def.type_name, "successful init for output binding");
     }
 
     fn build_failed(&self, b: &Binding, side: &str, e: &BindingError) -> Option<ConfigIssue> {
         b.health.disconnected(e.to_string());
         if b.def.ignore_errors {
-            tracing::warn!(binding = %b.def.name, side, error = %e, "binding failed to initialise; going on without it (ignoreErrors)");
+            tracing::warn!(binding = %b.def.name, r#type = %b.def.type_name, side, error = %e, "binding failed to initialise; going on without it (ignoreErrors)");
             return None;
         }
         Some(ConfigIssue {
@@ -418,7 +419,8 @@ impl Runtime {
                     }
                     Err(e) => {
                         b.health.disconnected(e.to_string());
-                        tracing::warn!(binding = %b.def.name, error = %e, retry_in = ?wait, "output binding still cannot connect");
+                        // The first failure was logged at warn; the health handle logs the connect.
+                        tracing::debug!(binding = %b.def.name, error = %e, retry_in = ?wait, "output binding still cannot connect");
                         wait = (wait * 2).min(BUILD_BACKOFF_MAX);
                     }
                 }
@@ -772,7 +774,18 @@ impl Runtime {
             .iter()
             .map(|b| (b.def.name.clone(), b.health.snapshot()))
             .collect();
-        self.metrics.render(&self.options.app_id, &health)
+        let mut out = self.metrics.render(&self.options.app_id, &health);
+        let app = self
+            .options
+            .app_id
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        out.push_str(&format!(
+            "# HELP bindery_trace_spans_dropped_total Spans dropped because the exporter's queue was full.\n# TYPE bindery_trace_spans_dropped_total counter\nbindery_trace_spans_dropped_total{{app_id=\"{app}\"}} {}\n",
+            self.tracer().dropped()
+        ));
+        out
     }
 
     /// Listen to the events input binding `name` delivers, without taking them from the app.

@@ -5,12 +5,17 @@
 //! * [`TestApp`]: a real HTTP app on `127.0.0.1:0` that records every probe and delivery and
 //!   answers as each test tells it to;
 //! * [`conformance`]: Dapr's binding conformance steps, run on a binding's traits;
+//! * [`redaction`]: a credential in a component never shows in the log, an answer or
+//!   `/v1.0/metadata`;
+//! * [`otlp::OtlpReceiver`]: a real OTLP trace receiver (gRPC and HTTP);
 //! * [`wait_until`]: deadline-based waiting, never sleep-and-hope.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
 pub mod conformance;
+pub mod otlp;
 mod process;
+pub mod redaction;
 
 pub use app::{Answer, Received, TestApp};
 pub use process::{Bindery, BinderyBuilder, free_port};
