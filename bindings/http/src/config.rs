@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bindery_core::{BindingError, Metadata, parse_quantity};
-use reqwest::Url;
-use reqwest::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
+use url::Url;
 
 /// Default for `maxResponseBodySize`: 100Mi.
 pub(crate) const DEFAULT_MAX_RESPONSE_BODY_SIZE: u64 = 100 * 1024 * 1024;

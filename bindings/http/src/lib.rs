@@ -28,6 +28,10 @@
 //! * `Content-Type: application/json; charset=utf-8` (when there is a body) and
 //!   `Accept: application/json; charset=utf-8` are sent unless the metadata sets them.
 //!
+//! Redirects are followed as Go's client follows them (at most ten; `301`/`302`/`303` turn a
+//! call other than `GET`/`HEAD` into a `GET` without body; credentials are not sent on to
+//! another origin), and user info in `url` is sent as `Authorization: Basic`.
+//!
 //! The response data is the response body; the response metadata holds `statusCode` (`404`),
 //! `status` (`404 Not Found`) and every response header under its canonical name
 //! (`Content-Type`), several values joined with `, `.
@@ -51,21 +55,30 @@
 //! assert!(factory.spec().is_sensitive("securityToken"));
 //! ```
 
+mod client;
 mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bindery_core::{
     BindingError, BindingFactory, BindingSpec, ComponentContext, Direction, InvokeRequest,
     InvokeResponse, Metadata, MetadataField, OutputBinding, Registry, async_trait, parse_truthy,
 };
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, Url};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION,
+    PROXY_AUTHORIZATION, TRANSFER_ENCODING, WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
 use tracing::{debug, warn};
+use url::Url;
 
+use crate::client::{HttpClient, Target, basic_auth, build_client};
 use crate::config::{HttpConfig, Renegotiation};
 
 /// The default `Content-Type` of a request with a body, and the default `Accept`.
@@ -76,8 +89,8 @@ pub const STATUS_CODE_KEY: &str = "statusCode";
 /// Response metadata key holding the status line, e.g. `404 Not Found`.
 pub const STATUS_KEY: &str = "status";
 
-/// Dapr's dialer and TLS handshake timeout.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Redirects followed for one call, as Go's client does.
+const MAX_REDIRECTS: usize = 10;
 
 const OPERATIONS: &[&str] = &[
     "create", "get", "head", "post", "put", "patch", "delete", "options", "trace",
@@ -163,10 +176,15 @@ impl BindingFactory for HttpFactory {
         ) {
             warn!(binding = %ctx.name, "MTLSRenegotiation is set, but TLS renegotiation is not supported; servers that require it will fail the handshake");
         }
+        // `parse` checked the URL; a failure here is reported on the first call.
+        let url = Url::parse(&config.url).ok();
+        let target = url.as_ref().and_then(|u| Target::from_url(u).ok());
         ctx.health.connected();
         Ok(Box::new(HttpBinding {
             name: ctx.name.clone(),
-            base: PlainBase::parse(&config.url),
+            base: url.as_ref().and_then(PlainBase::new),
+            auth: url.as_ref().and_then(basic_auth),
+            target,
             config: Arc::new(config),
             client,
             closed: AtomicBool::new(false),
@@ -194,57 +212,30 @@ fn join_errors(mut errors: Vec<BindingError>) -> BindingError {
     BindingError::config(field, message)
 }
 
-/// One client per component instance, so connections are reused across calls.
-async fn build_client(config: &HttpConfig) -> Result<reqwest::Client, BindingError> {
-    // reqwest panics when no rustls crypto provider is installed; the binary installs one at
-    // start, and a missing one must be an error, not a crash.
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        return Err(BindingError::internal(
-            "no TLS crypto provider is installed in this process",
-        ));
-    }
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tls_version_min(reqwest::tls::Version::TLS_1_2);
-    if let Some(ca) = &config.root_ca {
-        let pem = ca.load("MTLSRootCA").await?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .ok()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                BindingError::config("MTLSRootCA", "failed to add root certificate to certpool")
-            })?;
-        // As Dapr: a configured root CA is the only trusted one.
-        builder = builder.tls_certs_only(certs);
-    }
-    if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
-        let mut pem = cert.load("MTLSClientCert").await?;
-        pem.push(b'\n');
-        pem.extend_from_slice(&key.load("MTLSClientKey").await?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            BindingError::config(
-                "MTLSClientCert",
-                format!("failed to load client certificate: {}", error_chain(&e)),
-            )
-        })?;
-        builder = builder.identity(identity);
-    }
-    builder.build().map_err(|e| {
-        BindingError::config(
-            "url",
-            format!("failed to create HTTP client: {}", error_chain(&e)),
-        )
-    })
-}
-
 /// A running `bindings.http` component.
 struct HttpBinding {
     name: String,
     /// `url` parsed once, when plain enough to take a `path` without parsing again.
     base: Option<PlainBase>,
+    /// The target of a call without `path`.
+    target: Option<Target>,
+    /// `Authorization` for the user info of `url`.
+    auth: Option<HeaderValue>,
     config: Arc<HttpConfig>,
-    client: reqwest::Client,
+    client: HttpClient,
     closed: AtomicBool,
+}
+
+/// Why a call failed after it was built.
+enum CallError {
+    /// The connection could not be made, or broke.
+    Transport(Box<dyn std::error::Error + Send + Sync>),
+    /// `responseTimeout` ran out.
+    Timeout(Duration),
+    /// A redirect that is not followed: too many, or to something that is not http(s).
+    Redirect(String),
+    /// A refusal of the binding itself (a header it cannot send).
+    Binding(BindingError),
 }
 
 #[async_trait]
@@ -261,12 +252,9 @@ impl OutputBinding for HttpBinding {
         let path = req.metadata.get("path").map(String::as_str);
         // The URL as messages and logs show it, worked out only when one needs it.
         let shown_url = || redact_url(&join_path(&self.config.url, path));
-        let parsed = match self.base.as_ref().and_then(|b| b.join(path)) {
-            Some(url) => url,
-            None => Url::parse(&join_path(&self.config.url, path)).map_err(|e| {
-                BindingError::invalid_request(format!("invalid url {}: {e}", shown_url()))
-            })?,
-        };
+        let (target, auth) = self.target_of(path).map_err(|e| {
+            BindingError::invalid_request(format!("invalid url {}: {e}", shown_url()))
+        })?;
         let error_if_not_2xx = match req.metadata.get("errorIfNot2XX").map(|v| v.trim()) {
             None | Some("") => self.config.error_if_not_2xx,
             Some(v) => parse_truthy(v).ok_or_else(|| {
@@ -276,31 +264,39 @@ impl OutputBinding for HttpBinding {
             })?,
         };
         let has_body = matches!(method, Method::POST | Method::PUT | Method::PATCH);
-        let headers = self.request_headers(&req.metadata, has_body)?;
-
-        let mut request = self.client.request(method.clone(), parsed).headers(headers);
-        if has_body {
-            request = request.body(req.data);
-        }
-        if let Some(timeout) = self.config.response_timeout {
-            request = request.timeout(timeout);
-        }
+        let headers = self.request_headers(&req.metadata, has_body, auth.as_ref())?;
         debug!(binding = %self.name, method = %method, url = %shown_url(), "calling HTTP endpoint");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| map_send_error(e, &method, &shown_url()))?;
 
-        let status = response.status();
-        let mut metadata = response_metadata(&response);
-        let content_type = response
-            .headers()
+        let body = has_body.then_some(req.data);
+        let call = async {
+            let response = self
+                .send(method.clone(), target, headers, body, &req.metadata)
+                .await?;
+            let (parts, incoming) = response.into_parts();
+            let data = read_body(
+                incoming,
+                self.config.max_response_body_size,
+                parts.headers.get(CONTENT_LENGTH),
+            )
+            .await
+            .map_err(|e| CallError::Transport(e.into()))?;
+            Ok::<_, CallError>((parts, data))
+        };
+        let result = match self.config.response_timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(CallError::Timeout(limit))),
+        };
+        let (parts, data) = result.map_err(|e| call_error(e, &method, &shown_url()))?;
+
+        let status = parts.status;
+        let mut metadata = response_metadata(status, &parts.headers, &parts.extensions);
+        let content_type = parts
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let data = read_body(response, self.config.max_response_body_size)
-            .await
-            .map_err(|e| map_send_error(e, &method, &shown_url()))?;
         debug!(binding = %self.name, method = %method, url = %shown_url(), status = status.as_u16(), bytes = data.len(), "HTTP endpoint answered");
 
         if error_if_not_2xx && !status.is_success() {
@@ -324,30 +320,134 @@ impl OutputBinding for HttpBinding {
 }
 
 impl HttpBinding {
-    /// The headers of one call: defaults, the security token, metadata headers, trace context.
+    /// Where a call with `path` goes, and the `Authorization` of the URL's user info.
+    fn target_of(&self, path: Option<&str>) -> Result<(Target, Option<HeaderValue>), String> {
+        let path = path.filter(|p| !p.is_empty());
+        if path.is_none()
+            && let Some(target) = &self.target
+        {
+            return Ok((target.clone(), self.auth.clone()));
+        }
+        if let Some(target) = self.base.as_ref().and_then(|b| b.join(path)) {
+            return Ok((target?, self.auth.clone()));
+        }
+        let url = Url::parse(&join_path(&self.config.url, path)).map_err(|e| e.to_string())?;
+        Ok((Target::from_url(&url)?, basic_auth(&url)))
+    }
+
+    /// Send one request, following redirects as Go's client does: up to ten; `301`, `302` and
+    /// `303` turn a call other than `GET` or `HEAD` into a `GET` without body, `307` and `308`
+    /// repeat it; credentials (`Authorization`, cookies) are not sent to another origin.
+    async fn send(
+        &self,
+        mut method: Method,
+        mut target: Target,
+        mut headers: HeaderMap,
+        mut body: Option<Bytes>,
+        md: &HashMap<String, String>,
+    ) -> Result<Response<Incoming>, CallError> {
+        let mut other_origin = false;
+        for hop in 0..=MAX_REDIRECTS {
+            let uri = target
+                .uri()
+                .map_err(|e| CallError::Binding(BindingError::invalid_request(e)))?;
+            let mut request = Request::new(Full::new(body.clone().unwrap_or_default()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri;
+            *request.headers_mut() = headers;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| CallError::Transport(e.into()))?;
+            let status = response.status();
+            let follow = matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY
+                    | StatusCode::FOUND
+                    | StatusCode::SEE_OTHER
+                    | StatusCode::TEMPORARY_REDIRECT
+                    | StatusCode::PERMANENT_REDIRECT
+            );
+            let Some(location) = response.headers().get(LOCATION).filter(|_| follow) else {
+                return Ok(response);
+            };
+            if hop == MAX_REDIRECTS {
+                return Err(CallError::Redirect(format!(
+                    "stopped after {MAX_REDIRECTS} redirects"
+                )));
+            }
+            let next = next_target(&target, location).map_err(CallError::Redirect)?;
+            other_origin |= target.other_origin(&next);
+            target = next;
+            if matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+            ) {
+                if method != Method::GET && method != Method::HEAD {
+                    method = Method::GET;
+                }
+                body = None;
+            }
+            // The headers of the first request again: they were handed to the request sent.
+            headers = self
+                .request_headers(md, body.is_some(), self.auth.as_ref())
+                .map_err(CallError::Binding)?;
+            if body.is_none() {
+                for name in [
+                    CONTENT_TYPE,
+                    CONTENT_LENGTH,
+                    CONTENT_ENCODING,
+                    TRANSFER_ENCODING,
+                ] {
+                    headers.remove(name);
+                }
+            }
+            if other_origin {
+                for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+                    headers.remove(name);
+                }
+            }
+        }
+        Err(CallError::Redirect(format!(
+            "stopped after {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// The headers of one call: defaults, the URL's user info, the security token, metadata
+    /// headers, trace context.
     fn request_headers(
         &self,
         md: &HashMap<String, String>,
         has_body: bool,
+        auth: Option<&HeaderValue>,
     ) -> Result<HeaderMap, BindingError> {
-        let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::with_capacity(8);
         if has_body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
         }
         headers.insert(ACCEPT, HeaderValue::from_static(JSON_UTF8));
+        if let Some(auth) = auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
         if let Some((name, value)) = &self.config.security_token {
             headers.insert(name.clone(), value.clone());
         }
+        let is_header = |k: &&String| k.as_bytes().first().is_some_and(u8::is_ascii_uppercase);
         // Sorted, so that two keys naming the same header (`X-A`, `X-a`) resolve the same way
-        // on every call.
-        let mut keys: Vec<&String> = md
-            .keys()
-            .filter(|k| k.as_bytes().first().is_some_and(u8::is_ascii_uppercase))
-            .collect();
-        keys.sort();
-        for key in keys {
-            let (name, value) = header_pair(key, &md[key])?;
-            headers.insert(name, value);
+        // on every call; with one key or none there is nothing to sort.
+        if md.keys().filter(is_header).nth(1).is_none() {
+            if let Some(key) = md.keys().find(is_header) {
+                let (name, value) = header_pair(key, &md[key])?;
+                headers.insert(name, value);
+            }
+        } else {
+            let mut keys: Vec<&String> = md.keys().filter(is_header).collect();
+            keys.sort();
+            for key in keys {
+                let (name, value) = header_pair(key, &md[key])?;
+                headers.insert(name, value);
+            }
         }
         for key in ["traceparent", "tracestate", "baggage"] {
             let Some(v) = md.get(key).filter(|v| !v.is_empty()) else {
@@ -360,6 +460,40 @@ impl HttpBinding {
             headers.insert(name, value);
         }
         Ok(headers)
+    }
+}
+
+/// The target a redirect's `Location` names, relative to `current`.
+fn next_target(current: &Target, location: &HeaderValue) -> Result<Target, String> {
+    let location = std::str::from_utf8(location.as_bytes())
+        .map_err(|_| "redirect location is not valid UTF-8".to_owned())?;
+    let current = Url::parse(&format!(
+        "{}://{}{}",
+        current.scheme, current.authority, current.path_and_query
+    ))
+    .map_err(|e| e.to_string())?;
+    let next = current
+        .join(location)
+        .map_err(|e| format!("invalid redirect location {location:?}: {e}"))?;
+    Target::from_url(&next).map_err(|e| format!("redirect to {}: {e}", redact_url(next.as_str())))
+}
+
+/// Map a failed call to the binding error kinds. The message names the method and the URL
+/// (credentials in it removed) and the cause; headers (and so the token) never appear.
+fn call_error(err: CallError, method: &Method, url: &str) -> BindingError {
+    match err {
+        CallError::Timeout(after) => BindingError::timeout(format!(
+            "{method} \"{url}\": no complete answer within responseTimeout ({after:?})"
+        )),
+        CallError::Redirect(reason) => {
+            BindingError::rejected(format!("{method} \"{url}\": {reason}"))
+        }
+        // The connection could not be made, or broke while sending or reading: the endpoint
+        // may be back later.
+        CallError::Transport(e) => {
+            BindingError::unavailable(format!("{method} \"{url}\": {}", error_chain(e.as_ref())))
+        }
+        CallError::Binding(e) => e,
     }
 }
 
@@ -402,22 +536,32 @@ fn method_for(operation: &str) -> Result<Method, BindingError> {
 }
 
 /// The component's `url`, parsed at start, when it has no query or fragment: a call's `path`
-/// made of plain characters then only replaces its path, which gives the same URL as parsing
+/// made of plain characters then only replaces its path, which gives the same target as parsing
 /// [`join_path`]'s text (checked in the tests) without parsing the scheme and host again.
-struct PlainBase(Url);
+struct PlainBase {
+    target: Target,
+}
 
 impl PlainBase {
-    fn parse(url: &str) -> Option<Self> {
-        let parsed = Url::parse(url).ok()?;
-        (parsed.query().is_none() && parsed.fragment().is_none() && !parsed.cannot_be_a_base())
-            .then_some(PlainBase(parsed))
+    fn new(url: &Url) -> Option<Self> {
+        if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+            return None;
+        }
+        Some(PlainBase {
+            target: Target::from_url(url).ok()?,
+        })
     }
 
-    /// The URL of a call with `path`, or `None` when `path` needs the full parse: anything
+    #[cfg(test)]
+    fn parse(url: &str) -> Option<Self> {
+        PlainBase::new(&Url::parse(url).ok()?)
+    }
+
+    /// The target of a call with `path`, or `None` when `path` needs the full parse: anything
     /// beyond unreserved characters and `/`, or a `.`/`..` segment.
-    fn join(&self, path: Option<&str>) -> Option<Url> {
+    fn join(&self, path: Option<&str>) -> Option<Result<Target, String>> {
         let Some(p) = path.filter(|p| !p.is_empty()) else {
-            return Some(self.0.clone());
+            return Some(Ok(self.target.clone()));
         };
         let plain = p
             .bytes()
@@ -428,14 +572,13 @@ impl PlainBase {
         if !plain {
             return None;
         }
-        let mut url = self.0.clone();
-        let joined = format!(
-            "{}/{}",
-            url.path().trim_end_matches('/'),
-            p.trim_start_matches('/')
-        );
-        url.set_path(&joined);
-        Some(url)
+        let base = self.target.path_and_query.path().trim_end_matches('/');
+        let p = p.trim_start_matches('/');
+        let mut joined = String::with_capacity(base.len() + 1 + p.len());
+        joined.push_str(base);
+        joined.push('/');
+        joined.push_str(p);
+        Some(self.target.with_path(joined))
     }
 }
 
@@ -452,25 +595,27 @@ fn join_path(base: &str, path: Option<&str>) -> String {
 }
 
 /// `statusCode`, `status` and every response header under its canonical name.
-fn response_metadata(response: &reqwest::Response) -> HashMap<String, String> {
-    let status = response.status();
-    let mut md = HashMap::with_capacity(response.headers().keys_len() + 2);
+fn response_metadata(
+    status: StatusCode,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> HashMap<String, String> {
+    let mut md = HashMap::with_capacity(headers.keys_len() + 2);
     md.insert(STATUS_CODE_KEY.to_owned(), status.as_u16().to_string());
     // Go's Response.Status: the code and the server's reason phrase.
-    let reason = response
-        .extensions()
+    let reason = extensions
         .get::<hyper::ext::ReasonPhrase>()
-        .and_then(|r| std::str::from_utf8(r.as_bytes()).ok().map(str::to_owned))
-        .or_else(|| status.canonical_reason().map(str::to_owned));
+        .and_then(|r| std::str::from_utf8(r.as_bytes()).ok())
+        .or_else(|| status.canonical_reason());
     let status_line = match reason {
         Some(r) if !r.is_empty() => format!("{} {r}", status.as_u16()),
         _ => status.as_u16().to_string(),
     };
     md.insert(STATUS_KEY.to_owned(), status_line);
-    for name in response.headers().keys() {
+    for name in headers.keys() {
         // Most headers have one value: build the joined text in place, no list in between.
         let mut joined = String::new();
-        for (i, v) in response.headers().get_all(name).iter().enumerate() {
+        for (i, v) in headers.get_all(name).iter().enumerate() {
             if i > 0 {
                 joined.push_str(", ");
             }
@@ -481,52 +626,48 @@ fn response_metadata(response: &reqwest::Response) -> HashMap<String, String> {
     md
 }
 
-/// Read at most `limit` bytes of the body; the rest is dropped unread (Dapr's truncation).
+/// Read at most `limit` bytes of the body; the rest is dropped unread (Dapr's truncation). A
+/// body that arrives in one piece is returned as it is, without a copy.
 async fn read_body(
-    mut response: reqwest::Response,
+    mut body: Incoming,
     limit: Option<u64>,
-) -> Result<Bytes, reqwest::Error> {
-    let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-    let hint = response
-        .content_length()
-        .and_then(|n| usize::try_from(n).ok())
-        .map(|n| limit.map_or(n, |l| n.min(l)))
-        .unwrap_or(0);
-    // Cap the up-front allocation; a lying Content-Length must not reserve gigabytes.
-    let mut body = BytesMut::with_capacity(hint.min(1 << 20));
-    while let Some(chunk) = response.chunk().await? {
-        match limit {
-            Some(limit) if body.len() + chunk.len() >= limit => {
-                body.extend_from_slice(&chunk[..limit - body.len()]);
-                break;
+    content_length: Option<&HeaderValue>,
+) -> Result<Bytes, hyper::Error> {
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let mut first = Bytes::new();
+    let mut rest: Option<BytesMut> = None;
+    let mut len = 0;
+    while len < limit {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let Ok(mut chunk) = frame?.into_data() else {
+            // Trailers are not part of the data.
+            continue;
+        };
+        chunk.truncate(limit - len);
+        if chunk.is_empty() {
+            continue;
+        }
+        len += chunk.len();
+        match &mut rest {
+            Some(buf) => buf.extend_from_slice(&chunk),
+            None if first.is_empty() => first = chunk,
+            None => {
+                let hint = content_length
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0)
+                    .min(limit);
+                // Cap the up-front allocation; a lying Content-Length must not reserve gigabytes.
+                let mut buf = BytesMut::with_capacity(hint.min(1 << 20).max(len));
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&chunk);
+                rest = Some(buf);
             }
-            _ => body.extend_from_slice(&chunk),
         }
     }
-    Ok(body.freeze())
-}
-
-/// Map a transport failure to the binding error kinds. The message names the method and the
-/// URL (credentials in it removed) and the cause; headers (and so the token) never appear.
-fn map_send_error(err: reqwest::Error, method: &Method, url: &str) -> BindingError {
-    let timeout = err.is_timeout();
-    let connect = err.is_connect();
-    let builder = err.is_builder();
-    let redirect = err.is_redirect();
-    let reason = error_chain(&err.without_url());
-    let message = format!("{method} \"{url}\": {reason}");
-    if timeout {
-        BindingError::timeout(message)
-    } else if builder {
-        BindingError::invalid_request(message)
-    } else if redirect {
-        BindingError::rejected(message)
-    } else if connect {
-        BindingError::unavailable(message)
-    } else {
-        // The connection broke while sending or reading: the endpoint may be back later.
-        BindingError::unavailable(message)
-    }
+    Ok(rest.map_or(first, BytesMut::freeze))
 }
 
 /// An error and its sources, joined with `: `, without repeating a cause that the previous

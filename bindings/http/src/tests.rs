@@ -15,6 +15,9 @@ use super::*;
 /// * `/reason`: answers `404 Nope`;
 /// * `/slow`: answers after 3 s;
 /// * `/big/<n>`: answers `n` bytes of `x`;
+/// * `/redirect/<code>/<path>`: answers `<code>` with `Location: /<path>`, or the URL in
+///   query `to=`;
+/// * `/loop`: redirects to itself;
 /// * anything else: echoes the request as JSON, and its method in `X-Echo-Method`.
 async fn server() -> SocketAddr {
     async fn handle(req: Request) -> Response<Body> {
@@ -43,6 +46,25 @@ async fn server() -> SocketAddr {
         if path == "/slow" {
             tokio::time::sleep(Duration::from_secs(3)).await;
             return Response::new(Body::from("late"));
+        }
+        if let Some(rest) = path.strip_prefix("/redirect/") {
+            let (code, to) = rest.split_once('/').unwrap();
+            let location = match parts.uri.query().and_then(|q| q.strip_prefix("to=")) {
+                Some(absolute) => absolute.to_owned(),
+                None => format!("/{to}"),
+            };
+            return Response::builder()
+                .status(code.parse::<u16>().unwrap())
+                .header("location", location)
+                .body(Body::empty())
+                .unwrap();
+        }
+        if path == "/loop" {
+            return Response::builder()
+                .status(302)
+                .header("location", "loop")
+                .body(Body::empty())
+                .unwrap();
         }
         if let Some(n) = path.strip_prefix("/big/") {
             let n: usize = n.parse().unwrap();
@@ -690,13 +712,110 @@ fn a_plain_base_joins_paths_as_parsing_the_joined_text_does() {
     for base in bases {
         let plain = PlainBase::parse(base).expect("a plain base");
         for path in paths {
-            let want = Url::parse(&join_path(base, path)).unwrap();
+            let want = Target::from_url(&Url::parse(&join_path(base, path)).unwrap()).unwrap();
             if let Some(got) = plain.join(path) {
-                assert_eq!(got, want, "{base} + {path:?}");
+                assert_eq!(got.unwrap(), want, "{base} + {path:?}");
             }
         }
     }
     assert!(PlainBase::parse("http://h/a?x=1").is_none());
     assert!(PlainBase::parse("http://h/a#f").is_none());
     assert!(PlainBase::parse("not a url").is_none());
+}
+
+#[tokio::test]
+async fn redirects_are_followed_as_go_follows_them() {
+    let addr = server().await;
+    let b = binding(&[("url", &format!("http://{addr}/"))]).await;
+
+    // 301, 302 and 303 turn a call other than GET or HEAD into a GET without body.
+    for code in [301, 302, 303] {
+        let e = echo(
+            b.as_ref(),
+            request(
+                "post",
+                r#"{"a":1}"#,
+                &[("path", &format!("redirect/{code}/landed"))],
+            ),
+        )
+        .await;
+        assert_eq!(e["method"], "GET", "{code}");
+        assert_eq!(e["path"], "/landed", "{code}");
+        assert_eq!(e["body"], "", "{code}");
+        assert!(seen(&e, "content-type").is_empty(), "{code}");
+    }
+    // 307 and 308 repeat the call with its body.
+    for code in [307, 308] {
+        let e = echo(
+            b.as_ref(),
+            request(
+                "put",
+                r#"{"a":1}"#,
+                &[("path", &format!("redirect/{code}/landed"))],
+            ),
+        )
+        .await;
+        assert_eq!(e["method"], "PUT", "{code}");
+        assert_eq!(e["body"], r#"{"a":1}"#, "{code}");
+        assert_eq!(seen(&e, "content-type"), [JSON_UTF8], "{code}");
+    }
+
+    // Credentials go on to the same origin only; other headers go everywhere.
+    let md = [("Authorization", "Bearer abc"), ("X-Custom", "v")];
+    let mut same = md.to_vec();
+    same.push(("path", "redirect/302/here"));
+    let e = echo(b.as_ref(), request("get", "", &same)).await;
+    assert_eq!(seen(&e, "authorization"), ["Bearer abc"]);
+    let other = server().await;
+    let hop = format!("redirect/302/x?to=http://{other}/there");
+    let mut elsewhere = md.to_vec();
+    elsewhere.push(("path", &hop));
+    // The path is not plain (it has a query), so it takes the full parse.
+    let e = echo(b.as_ref(), request("get", "", &elsewhere)).await;
+    assert_eq!(e["path"], "/there");
+    assert!(seen(&e, "authorization").is_empty());
+    assert_eq!(seen(&e, "x-custom"), ["v"]);
+
+    // Ten redirects are followed, not an eleventh.
+    let err = b
+        .invoke(request("get", "", &[("path", "loop")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Rejected);
+    assert!(
+        err.message().ends_with("stopped after 10 redirects"),
+        "{}",
+        err.message()
+    );
+
+    // A redirect that is not followed is an answer like any other.
+    let b = binding(&[
+        ("url", &format!("http://{addr}/")),
+        ("errorIfNot2XX", "false"),
+    ])
+    .await;
+    let resp = b
+        .invoke(request("get", "", &[("path", "status/302")]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.metadata[STATUS_CODE_KEY], "302");
+}
+
+#[tokio::test]
+async fn user_info_in_the_url_is_sent_as_basic_auth() {
+    let addr = server().await;
+    let b = binding(&[("url", &format!("http://user:p%40ss@{addr}/"))]).await;
+    let e = echo(b.as_ref(), request("get", "", &[])).await;
+    // base64("user:p@ss")
+    assert_eq!(seen(&e, "authorization"), ["Basic dXNlcjpwQHNz"]);
+    let e = echo(b.as_ref(), request("get", "", &[("path", "a b")])).await;
+    assert_eq!(seen(&e, "authorization"), ["Basic dXNlcjpwQHNz"]);
+    // The request metadata wins.
+    let e = echo(
+        b.as_ref(),
+        request("get", "", &[("Authorization", "Bearer t")]),
+    )
+    .await;
+    assert_eq!(seen(&e, "authorization"), ["Bearer t"]);
 }
