@@ -235,4 +235,173 @@ impl OtlpReceiver {
             "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\nspec:\n  tracing:\n    samplingRate: \"{sampling_rate}\"\n    otel:\n      endpointAddress: \"127.0.0.1:{port}\"\n      isSecure: false\n      protocol: {protocol}\n"
         )
     }
+
+    /// [`OtlpReceiver::configuration`] written to a file, for `--config`. Keep it alive while
+    /// bindery runs.
+    pub fn config_file(&self, protocol: &str, sampling_rate: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::Builder::new()
+            .suffix(".yaml")
+            .tempfile()
+            .expect("temp config file");
+        std::fs::write(file.path(), self.configuration(protocol, sampling_rate))
+            .expect("write config file");
+        file
+    }
+}
+
+/// A trace context a test app starts: a fresh trace id and span id, sampled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traceparent {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// 2 hex digits.
+    pub flags: String,
+}
+
+impl Traceparent {
+    /// A new sampled trace.
+    pub fn new_sampled() -> Self {
+        let id = uuid::Uuid::new_v4().as_u128();
+        let span = (uuid::Uuid::new_v4().as_u128() as u64) | 1;
+        Traceparent {
+            trace_id: format!("{id:032x}"),
+            span_id: format!("{span:016x}"),
+            flags: "01".into(),
+        }
+    }
+
+    /// Parse a `traceparent` header value (version 00 only).
+    pub fn parse(value: &str) -> Option<Self> {
+        let parts: Vec<&str> = value.split('-').collect();
+        let ok = parts.len() == 4
+            && parts[0] == "00"
+            && parts[1].len() == 32
+            && parts[2].len() == 16
+            && parts[3].len() == 2
+            && parts[1..].iter().all(|p| {
+                p.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            });
+        ok.then(|| Traceparent {
+            trace_id: parts[1].into(),
+            span_id: parts[2].into(),
+            flags: parts[3].into(),
+        })
+    }
+
+    /// The header value.
+    pub fn header(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+/// The `tracestate` and `baggage` a traced test call sends; both must arrive unchanged.
+pub const TRACESTATE: &str = "bindery-test=t61rcWkgMzE";
+/// See [`TRACESTATE`].
+pub const BAGGAGE: &str = "tenant=acme,flow=trace-test";
+
+/// The trace through a broker and back, checked end to end: the test app calls output binding
+/// `output` over the HTTP API with a sampled `traceparent` (plus `tracestate` and `baggage`);
+/// the message comes back through input binding `input` to the app at `route`. The app must
+/// see the same trace with bindery's input span as parent, the `tracestate` and `baggage` it
+/// sent, and `receiver` must hold both spans chained: the output span a child of the app's
+/// span, the input span a child of the output span.
+pub async fn assert_trace_round_trip(
+    b: &crate::Bindery,
+    app: &crate::TestApp,
+    receiver: &OtlpReceiver,
+    output: &str,
+    input: &str,
+    route: &str,
+) {
+    let started = Traceparent::new_sampled();
+    let marker = format!("trace-{}", uuid::Uuid::new_v4().simple());
+    let resp = b
+        .client()
+        .post(b.url(&format!("/v1.0/bindings/{output}")))
+        .header("traceparent", started.header())
+        .header("tracestate", TRACESTATE)
+        .header("baggage", BAGGAGE)
+        .json(&serde_json::json!({"operation": "create", "data": marker}))
+        .send()
+        .await
+        .expect("bindery answers");
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "output call answered {status}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    let want_body = format!("\"{marker}\"");
+    let delivered = crate::wait_until(
+        Duration::from_secs(90),
+        &format!("the traced message at the app's {route}"),
+        || {
+            let got = app
+                .received_at(&http::Method::POST, route)
+                .into_iter()
+                .find(|r| r.body.as_ref() == want_body.as_bytes());
+            async move { got }
+        },
+    )
+    .await;
+    let at_app = delivered
+        .header("traceparent")
+        .and_then(|t| Traceparent::parse(&t))
+        .unwrap_or_else(|| panic!("the app got no valid traceparent: {:?}", delivered.headers));
+    assert_eq!(
+        at_app.trace_id, started.trace_id,
+        "the app's trace continues"
+    );
+    assert_ne!(
+        at_app.span_id, started.span_id,
+        "bindery's span is the parent"
+    );
+    assert_eq!(at_app.flags, "01", "sampled");
+    assert_eq!(delivered.header("tracestate").as_deref(), Some(TRACESTATE));
+    assert_eq!(delivered.header("baggage").as_deref(), Some(BAGGAGE));
+
+    let spans = receiver
+        .wait_for(
+            &format!("the output and input spans of trace {}", started.trace_id),
+            2,
+            Duration::from_secs(30),
+            |s| s.trace_id == started.trace_id,
+        )
+        .await;
+    let out = spans
+        .iter()
+        .find(|s| s.kind == 3)
+        .unwrap_or_else(|| panic!("no output (client) span: {spans:?}"));
+    let inp = spans
+        .iter()
+        .find(|s| s.kind == 5)
+        .unwrap_or_else(|| panic!("no input (consumer) span: {spans:?}"));
+    assert_eq!(out.name, format!("bindings/{output}"));
+    assert_eq!(
+        out.parent_span_id, started.span_id,
+        "output span: child of the app's"
+    );
+    assert_eq!(out.attr("dapr.binding.name"), Some(output));
+    assert_eq!(out.attr("dapr.binding.operation"), Some("create"));
+    assert_eq!(out.attr("dapr.binding.direction"), Some("output"));
+    assert_eq!(out.attr("dapr.api"), Some("http"));
+    assert_eq!(out.attr("dapr.binding.outcome"), Some("success"));
+    assert_eq!(out.status_code, 1);
+    assert_eq!(inp.name, format!("bindings/{input}"));
+    assert_eq!(
+        inp.parent_span_id, out.span_id,
+        "input span: child of the output span"
+    );
+    assert_eq!(
+        inp.span_id, at_app.span_id,
+        "the app's parent is the input span"
+    );
+    assert_eq!(inp.attr("dapr.binding.name"), Some(input));
+    assert_eq!(inp.attr("dapr.binding.direction"), Some("input"));
+    assert_eq!(inp.attr("dapr.binding.outcome"), Some("accepted"));
+    assert_eq!(inp.status_code, 1);
+    assert_eq!(inp.service_name, out.service_name);
 }
