@@ -242,7 +242,8 @@ impl Delivery {
                 }
             },
             Ok(Taken::Dropped) => {
-                tracing::info!(binding = %name, "app dropped the event");
+                // The app's own choice, per event: not worth more than a debug line.
+                tracing::debug!(binding = %name, "app dropped the event");
                 Outcome::Dropped
             }
             Err(Failure::Cancelled) => Outcome::Closed,
