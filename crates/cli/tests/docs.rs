@@ -164,3 +164,182 @@ fn the_readme_lists_every_binding() {
         "README's bindings table lacks {missing:?}"
     );
 }
+
+/// docs/MIGRATING.md.
+fn migrating_page() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/MIGRATING.md"))
+        .unwrap()
+}
+
+/// The lines of `page` under the heading `heading` (exactly), up to the next heading of the same
+/// or a higher level.
+fn section<'a>(page: &'a str, heading: &str) -> Vec<&'a str> {
+    let level = heading.chars().take_while(|c| *c == '#').count();
+    let mut lines = page.lines().skip_while(|l| l.trim() != heading);
+    assert!(
+        lines.next().is_some(),
+        "docs/MIGRATING.md has no {heading:?}"
+    );
+    lines
+        .take_while(|l| {
+            let hashes = l.chars().take_while(|c| *c == '#').count();
+            hashes == 0 || hashes > level || !l[hashes..].starts_with(' ')
+        })
+        .collect()
+}
+
+/// The backticked `--flags` in the first cell of each table row of `lines`.
+fn flags_in_first_cells(lines: &[&str]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .filter_map(|l| l.trim().trim_matches('|').split('|').next())
+        .flat_map(backticked)
+        .filter(|f| f.starts_with("--"))
+        .collect()
+}
+
+/// Run the real binary with `args`; its exit status and stderr. A run that does not end within
+/// 20 s (the sidecar started) is killed and reported as such.
+fn run_bindery(args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bindery"))
+        .args(args)
+        .env_remove("DAPR_API_TOKEN")
+        .env_remove("APP_API_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bindery {args:?} did not exit: it accepted the command line and started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+/// Every long flag of run mode, as `bindery --help` lists it (aliases included), without
+/// `--help` and `--version`.
+fn run_mode_flags() -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bindery"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut flags = std::collections::BTreeSet::new();
+    let mut in_options = false;
+    for line in help.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_options = line.trim_end() == "Options:";
+            continue;
+        }
+        let option = line.trim_start();
+        let names_flags = option.starts_with('-')
+            || option.starts_with("[alias: ")
+            || option.starts_with("[aliases: ");
+        if !in_options || !names_flags {
+            continue;
+        }
+        // `--name <VALUE>` and `[aliases: --other]`.
+        for word in line.split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',') {
+            let name: String = word
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if name.len() > 2 && name.starts_with("--") && name != "--help" && name != "--version" {
+                flags.insert(name);
+            }
+        }
+    }
+    assert!(flags.contains("--app-id"), "no run-mode flags in:\n{help}");
+    flags
+}
+
+#[test]
+fn the_migration_page_lists_exactly_the_flags_bindery_takes() {
+    let page = migrating_page();
+    let mut listed: Vec<String> =
+        flags_in_first_cells(&section(&page, "### Flags bindery shares with daprd"));
+    listed.extend(flags_in_first_cells(&section(
+        &page,
+        "### Flags only bindery has",
+    )));
+    let listed: std::collections::BTreeSet<String> = listed.into_iter().collect();
+    let taken = run_mode_flags();
+    let missing: Vec<&String> = taken.difference(&listed).collect();
+    let unknown: Vec<&String> = listed.difference(&taken).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/MIGRATING.md: flags bindery takes but the page does not list: {missing:?}; \
+         flags the page lists that bindery does not take: {unknown:?}"
+    );
+}
+
+#[test]
+fn the_daprd_flags_the_migration_page_says_bindery_lacks_are_refused() {
+    let page = migrating_page();
+    let lacking = flags_in_first_cells(&section(&page, "### daprd flags bindery does not take"));
+    assert!(lacking.len() >= 10, "{lacking:?}");
+    let taken = run_mode_flags();
+    for flag in &lacking {
+        assert!(!taken.contains(flag), "{flag} is in bindery --help");
+        let (status, stderr) = run_bindery(&["--app-id", "a", flag, "1"]);
+        assert_eq!(status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(flag.as_str()), "{flag}: {stderr}");
+    }
+    // Go's flag parser took one dash; bindery does not.
+    let (status, stderr) = run_bindery(&["-app-id", "a"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+}
+
+#[test]
+fn the_migration_page_lists_every_binding_type_and_alias() {
+    let page = migrating_page();
+    let listed: std::collections::BTreeSet<String> = section(&page, "## Bindings available")
+        .iter()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .filter_map(|l| l.trim().trim_matches('|').split('|').next())
+        .flat_map(backticked)
+        .filter(|t| t.starts_with("bindings."))
+        .collect();
+    let registry = bindery::registry();
+    let known: std::collections::BTreeSet<String> = registry
+        .types()
+        .flat_map(|s| std::iter::once(s.type_name).chain(s.aliases.iter().copied()))
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<&String> = known.difference(&listed).collect();
+    let unknown: Vec<&String> = listed.difference(&known).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/MIGRATING.md: types in the registry but not on the page: {missing:?}; \
+         types on the page but not in the registry: {unknown:?}"
+    );
+}
+
+#[test]
+fn the_readme_links_the_migration_page() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    assert!(readme.contains("(docs/MIGRATING.md)"));
+}
