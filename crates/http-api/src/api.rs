@@ -150,7 +150,8 @@ async fn read_body(rt: &Runtime, body: Body) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::malformed(format!(
             "failed deserializing HTTP body: request body is larger than the limit of {limit} bytes (--max-body-size)"
-        ))),
+        ))
+        .closing()),
         Err(e) => Err(ApiError::malformed(format!(
             "failed reading HTTP body: {e}"
         ))),

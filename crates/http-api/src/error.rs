@@ -13,6 +13,9 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     metadata: HashMap<String, String>,
+    /// Answer with `Connection: close`: the request body was not read to its end, so the
+    /// connection cannot carry another request.
+    close: bool,
 }
 
 impl ApiError {
@@ -22,6 +25,15 @@ impl ApiError {
             code,
             message: message.into(),
             metadata: HashMap::new(),
+            close: false,
+        }
+    }
+
+    /// Close the connection after this answer.
+    pub(crate) fn closing(self) -> Self {
+        ApiError {
+            close: true,
+            ..self
         }
     }
 
@@ -52,6 +64,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         metadata_headers(&mut headers, &self.metadata);
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         (self.status, headers, body.to_string()).into_response()
     }
 }
