@@ -141,9 +141,23 @@ impl NatsConfig {
         let r = md.reader();
         let url = r.required("natsURL", "nats binding: natsURL is required");
         let mut servers = Vec::new();
+        // Credentials in the URLs are taken out of them: the client would not send them, and it
+        // logs server addresses whole.
+        let mut url_auth: Option<Auth> = None;
         for entry in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match ServerAddr::from_str(entry) {
-                Ok(_) => servers.push(entry.to_owned()),
+            let (plain, creds) = split_credentials(entry);
+            if let Some(creds) = creds {
+                match &url_auth {
+                    None => url_auth = Some(creds),
+                    Some(first) if *first != creds => r.error(
+                        "natsURL",
+                        "the servers in natsURL carry different credentials; set user and password (or token) instead",
+                    ),
+                    Some(_) => {}
+                }
+            }
+            match ServerAddr::from_str(&plain) {
+                Ok(_) => servers.push(plain),
                 Err(e) => r.error(
                     "natsURL",
                     format!(
@@ -157,7 +171,11 @@ impl NatsConfig {
             r.error("natsURL", "nats binding: natsURL is required");
         }
         let name = r.string("name");
-        let auth = parse_auth(&r);
+        // Credentials set as metadata win over those in the URLs.
+        let auth = match (parse_auth(&r), url_auth) {
+            (Auth::None, Some(from_url)) => from_url,
+            (auth, _) => auth,
+        };
         let tls = parse_tls(&r);
 
         let connect_timeout = positive(&r, "connectTimeout", DEFAULT_CONNECT_TIMEOUT);
@@ -533,6 +551,45 @@ pub(crate) fn default_durable(app_id: &str, component: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `entry` without its `user:password@` (or `token@`) part, and the credentials it carried, as
+/// the Go client reads them.
+pub(crate) fn split_credentials(entry: &str) -> (String, Option<Auth>) {
+    let plain = redact_url(entry);
+    let rest = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+    let Some((info, _)) = rest.rsplit_once('@') else {
+        return (plain, None);
+    };
+    let auth = match info.split_once(':') {
+        Some((user, password)) => Auth::UserPassword {
+            user: percent_decode(user),
+            password: percent_decode(password),
+        },
+        None => Auth::Token(percent_decode(info)),
+    };
+    (plain, Some(auth))
+}
+
+/// `%XX` escapes decoded; anything malformed is kept as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push(((hex(h).unwrap_or(0) << 4) | hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A server address without the `user:password@` part.

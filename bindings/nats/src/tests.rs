@@ -499,3 +499,43 @@ fn timestamps_and_backoff() {
         Duration::from_secs(2)
     );
 }
+
+#[test]
+fn credentials_in_urls_are_taken_out_and_used() {
+    let c = parse(&[
+        (
+            "natsURL",
+            "nats://al%40ice:p%3Ass@h1:4222, nats://al%40ice:p%3Ass@h2:4222",
+        ),
+        ("subject", "a"),
+    ])
+    .unwrap();
+    assert_eq!(c.servers, ["nats://h1:4222", "nats://h2:4222"]);
+    assert_eq!(
+        c.auth,
+        Auth::UserPassword {
+            user: "al@ice".into(),
+            password: "p:ss".into()
+        }
+    );
+    assert!(!format!("{c:?}").contains("p:ss"));
+    let c = parse(&[("natsURL", "tok3n@h:4222"), ("subject", "a")]).unwrap();
+    assert_eq!(c.servers, ["h:4222"]);
+    assert_eq!(c.auth, Auth::Token("tok3n".into()));
+    // Metadata wins over the URL.
+    let c = parse(&[
+        ("natsURL", "nats://u:url-pw@h:4222"),
+        ("subject", "a"),
+        ("token", "t"),
+    ])
+    .unwrap();
+    assert_eq!(c.auth, Auth::Token("t".into()));
+    let errs = parse(&[
+        ("natsURL", "nats://u:one@h1:4222,nats://u:two@h2:4222"),
+        ("subject", "a"),
+    ])
+    .err()
+    .unwrap();
+    assert_eq!(fields(&errs), ["natsURL"]);
+    assert!(!errs[0].to_string().contains("one"), "{}", errs[0]);
+}

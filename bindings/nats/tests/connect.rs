@@ -114,6 +114,18 @@ async fn user_password_and_token() {
         .unwrap();
     assert_eq!(m.payload.as_ref(), b"hello");
 
+    // Credentials in the URL authenticate too (the client itself ignores them there).
+    let with_creds = format!("nats://alice:s3cret-pw@127.0.0.1:{}", server.port);
+    let b = build(&[("natsURL", &with_creds), ("publishSubject", "auth.ok")])
+        .await
+        .unwrap();
+    b.invoke(create("from the url")).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload.as_ref(), b"from the url");
+
     let token_server = PrivateNats::start(&["--auth", "t0ken"]);
     let url = format!("nats://127.0.0.1:{}", token_server.port);
     assert!(
