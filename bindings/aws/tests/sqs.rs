@@ -371,22 +371,12 @@ async fn input_waits_for_a_missing_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backlog_is_the_number_of_visible_messages() {
-    use bindery_core::{BindingFactory, BindingHealth, ComponentContext};
     common::crypto();
     let q = Queue::new(30).await;
     let mut pairs = common::auth();
     pairs.push(("queueName", q.name.clone()));
     let md = Metadata::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
-    SqsFactory.validate(&md).unwrap();
-    let input = SqsFactory
-        .build_input(&ComponentContext {
-            name: "sqs-backlog".into(),
-            app_id: "test".into(),
-            metadata: md,
-            health: BindingHealth::default(),
-        })
-        .await
-        .unwrap();
+    let input = conformance::build_input(&SqsFactory, "sqs-backlog", md).await;
     assert_eq!(input.backlog().await, Some(0), "an empty queue");
     let bodies: Vec<String> = (0..23).map(|i| format!("b-{i}")).collect();
     q.send_all(&bodies).await;

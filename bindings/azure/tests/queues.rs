@@ -399,23 +399,15 @@ async fn a_service_that_is_down_is_named() {
 /// The backlog the input side reports to the stall watchdog: visible messages only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backlog_counts_visible_messages() {
-    use bindery_core::{BindingFactory, BindingHealth, ComponentContext, Metadata};
+    use bindery_core::Metadata;
+    use bindery_test_support::conformance::build_input;
     require_azurite();
     let queue = unique("depth");
     let q = queue_client(&queue);
     q.create_queue().await.unwrap();
     let md = Metadata::from_pairs(queue_md(&queue, &[]));
     let factory = bindery_binding_azure::StorageQueuesFactory;
-    factory.validate(&md).unwrap();
-    let input = factory
-        .build_input(&ComponentContext {
-            name: "queue-depth".into(),
-            app_id: "test".into(),
-            metadata: md,
-            health: BindingHealth::default(),
-        })
-        .await
-        .unwrap();
+    let input = build_input(&factory, "queue-depth", md).await;
     assert_eq!(input.backlog().await, Some(0), "an empty queue");
     for i in 0..9 {
         q.put_message(&format!("m-{i}"), Duration::from_secs(600), Duration::ZERO)
@@ -431,15 +423,7 @@ async fn backlog_counts_visible_messages() {
         .await
         .unwrap();
     let md = Metadata::from_pairs(queue_md(&hidden, &[]));
-    let input_hidden = factory
-        .build_input(&ComponentContext {
-            name: "queue-hidden".into(),
-            app_id: "test".into(),
-            metadata: md,
-            health: BindingHealth::default(),
-        })
-        .await
-        .unwrap();
+    let input_hidden = build_input(&factory, "queue-hidden", md).await;
     assert_eq!(input_hidden.backlog().await, Some(0));
     q.delete_queue().await.unwrap();
     h.delete_queue().await.unwrap();

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bindery_core::{
-    BindingFactory, BindingHealth, CancellationToken, ComponentContext, EventHandler, EventSink,
-    InputEvent, Metadata, Outcome, async_trait,
+    CancellationToken, EventHandler, EventSink, InputEvent, Metadata, Outcome, async_trait,
 };
+use bindery_test_support::conformance::build_input;
 use common::*;
 
 /// An app that takes every event and never answers.
@@ -38,17 +38,7 @@ async fn jetstream_backlog_is_what_the_consumer_has_not_delivered() {
         ("durableName", durable.as_str()),
         ("concurrency", "4"),
     ]);
-    let factory = bindery_binding_nats::NatsFactory;
-    factory.validate(&md).unwrap();
-    let input = factory
-        .build_input(&ComponentContext {
-            name: "js-backlog".into(),
-            app_id: "test".into(),
-            metadata: md,
-            health: BindingHealth::default(),
-        })
-        .await
-        .unwrap();
+    let input = build_input(&bindery_binding_nats::NatsFactory, "js-backlog", md).await;
     let input: Arc<dyn bindery_core::InputBinding> = Arc::from(input);
     assert_eq!(input.backlog().await, None, "no consumer before reading");
 

@@ -4,7 +4,8 @@
 
 mod common;
 
-use bindery_core::{BindingFactory, BindingHealth, ComponentContext, Metadata};
+use bindery_core::Metadata;
+use bindery_test_support::conformance::build_input;
 use common::*;
 
 #[tokio::test]
@@ -18,16 +19,7 @@ async fn backlog_is_the_number_of_ready_messages() {
         ("durable", "true"),
     ]);
     let factory = bindery_binding_rabbitmq::RabbitFactory::default();
-    factory.validate(&md).unwrap();
-    let input = factory
-        .build_input(&ComponentContext {
-            name: "depth".into(),
-            app_id: "test".into(),
-            metadata: md,
-            health: BindingHealth::default(),
-        })
-        .await
-        .unwrap();
+    let input = build_input(&factory, "depth", md).await;
 
     assert_eq!(input.backlog().await, Some(0), "an empty queue");
     publisher.publish_all(bodies("depth", 37)).await;

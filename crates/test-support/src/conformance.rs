@@ -70,6 +70,28 @@ impl EventHandler for Counter {
     }
 }
 
+/// Validate `metadata` and build the input side of `factory` as component `name`, outside any
+/// sidecar: for tests that call an [`InputBinding`](bindery_core::InputBinding) directly.
+/// Panics with the binding's error when it refuses.
+pub async fn build_input(
+    factory: &dyn BindingFactory,
+    name: &str,
+    metadata: Metadata,
+) -> Box<dyn bindery_core::InputBinding> {
+    factory
+        .validate(&metadata)
+        .unwrap_or_else(|e| panic!("{name}: metadata refused: {e:?}"));
+    factory
+        .build_input(&ComponentContext {
+            name: name.into(),
+            app_id: "test".into(),
+            metadata,
+            health: BindingHealth::default(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name}: input refused: {e}"))
+}
+
 /// Run every applicable step; panics with the step's name on the first failure, and returns the
 /// events read.
 pub async fn run(factory: &dyn BindingFactory, c: Conformance) -> Vec<InputEvent> {
