@@ -4,6 +4,7 @@
 //!   ports, its log captured, stopped with SIGTERM or killed;
 //! * [`TestApp`]: a real HTTP app on `127.0.0.1:0` that records every probe and delivery and
 //!   answers as each test tells it to;
+//! * [`AppProcess`]: a real app in its own process, to kill mid-stream or to make hang;
 //! * [`conformance`]: Dapr's binding conformance steps, run on a binding's traits;
 //! * [`redaction`]: a credential in a component never shows in the log, an answer or
 //!   `/v1.0/metadata`;
@@ -12,12 +13,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+mod app_process;
 pub mod conformance;
 pub mod otlp;
 mod process;
 pub mod redaction;
 
 pub use app::{Answer, Received, TestApp};
+pub use app_process::{AppProcess, Faults};
 pub use process::{Bindery, BinderyBuilder, free_port};
 
 use std::future::Future;
