@@ -53,7 +53,7 @@ pub(crate) fn setup(config: &Configuration, app_id: &str) -> anyhow::Result<(Tra
             match bindery_otlp::OtlpConfig::from_dapr(otel, app_id).map_err(anyhow::Error::msg)? {
                 Some(c) if rate > 0.0 => {
                     tracing::info!(endpoint = %c.url(), protocol = ?c.protocol, sampling_rate = rate, "exporting spans over OTLP");
-                    Some(bindery_otlp::OtlpExporter::start(c).map_err(anyhow::Error::msg)?)
+                    Some(bindery_otlp::OtlpExporter::start(&c).map_err(anyhow::Error::msg)?)
                 }
                 Some(_) => {
                     tracing::info!(

@@ -3,6 +3,8 @@
 //! traces; the HTTP server behind an output binding and the app get bindery's span as parent;
 //! sampling rate 0 exports nothing and still passes the trace on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

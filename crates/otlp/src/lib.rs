@@ -12,7 +12,7 @@
 //! use bindery_otlp::{OtlpConfig, OtlpExporter, Protocol};
 //! use bindery_runtime::trace::{SpanExporter, Tracer};
 //!
-//! let exporter = OtlpExporter::start(OtlpConfig::new("127.0.0.1:4317", Protocol::Grpc, false, "orders"))?;
+//! let exporter = OtlpExporter::start(&OtlpConfig::new("127.0.0.1:4317", Protocol::Grpc, false, "orders"))?;
 //! let tracer = Tracer::new(1.0, Some(Arc::clone(&exporter) as Arc<dyn SpanExporter>));
 //! // ... serve ...
 //! exporter.shutdown(std::time::Duration::from_secs(5)).await;
@@ -175,8 +175,8 @@ impl std::fmt::Debug for OtlpExporter {
 impl OtlpExporter {
     /// Start the export task (on the current tokio runtime). Nothing is dialled until the
     /// first batch; an endpoint that cannot be a URL is an error.
-    pub fn start(config: OtlpConfig) -> Result<Arc<Self>, String> {
-        let transport = Transport::new(&config)?;
+    pub fn start(config: &OtlpConfig) -> Result<Arc<Self>, String> {
+        let transport = Transport::new(config)?;
         let (tx, rx) = mpsc::channel(config.queue_size.max(1));
         let stats = Arc::new(Stats::default());
         let stop = CancellationToken::new();
@@ -454,9 +454,9 @@ fn resource(service_name: &str) -> proto::Resource {
 
 fn kv(key: &str, value: AttrValue) -> proto::KeyValue {
     let value = match value {
-        AttrValue::Str(s) => Value::StringValue(s),
-        AttrValue::Int(n) => Value::IntValue(n),
-        AttrValue::Bool(b) => Value::BoolValue(b),
+        AttrValue::Str(s) => Value::Str(s),
+        AttrValue::Int(n) => Value::Int(n),
+        AttrValue::Bool(b) => Value::Bool(b),
     };
     proto::KeyValue {
         key: key.to_owned(),

@@ -124,14 +124,15 @@ pub(crate) struct AnyValue {
 }
 
 pub(crate) mod any_value {
-    /// The `value` oneof of `AnyValue`, the kinds bindery sends.
+    /// The `value` oneof of `AnyValue`, the kinds bindery sends (`string_value`,
+    /// `bool_value`, `int_value`).
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub(crate) enum Value {
         #[prost(string, tag = "1")]
-        StringValue(String),
+        Str(String),
         #[prost(bool, tag = "2")]
-        BoolValue(bool),
+        Bool(bool),
         #[prost(int64, tag = "3")]
-        IntValue(i64),
+        Int(i64),
     }
 }

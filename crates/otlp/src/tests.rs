@@ -87,7 +87,7 @@ fn dapr_protocol_names() {
     assert_eq!(http.protocol, Protocol::Http);
     assert!(OtlpConfig::from_dapr(&otel(Some("zipkin"), Some("h:1")), "a").is_err());
     assert!(
-        OtlpExporter::start(OtlpConfig::new("bad host:1", Protocol::Http, false, "a")).is_err()
+        OtlpExporter::start(&OtlpConfig::new("bad host:1", Protocol::Http, false, "a")).is_err()
     );
 }
 
@@ -97,7 +97,7 @@ async fn round_trip(protocol: Protocol) {
         Protocol::Grpc => receiver.grpc_port,
         Protocol::Http => receiver.http_port,
     };
-    let exporter = OtlpExporter::start(OtlpConfig::new(
+    let exporter = OtlpExporter::start(&OtlpConfig::new(
         &format!("127.0.0.1:{port}"),
         protocol,
         false,
@@ -160,7 +160,7 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     config.queue_size = 4;
     config.batch_size = 2;
     config.timeout = Duration::from_secs(2);
-    let exporter = OtlpExporter::start(config).unwrap();
+    let exporter = OtlpExporter::start(&config).unwrap();
     // On this single-threaded runtime the export task cannot run between these calls.
     for i in 0..10 {
         exporter.export(data(&format!("s{i}")));
@@ -174,7 +174,7 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
 #[tokio::test]
 async fn sampled_spans_of_a_tracer_arrive_with_their_parent() {
     let receiver = OtlpReceiver::start().await;
-    let exporter = OtlpExporter::start(OtlpConfig::new(
+    let exporter = OtlpExporter::start(&OtlpConfig::new(
         &format!("127.0.0.1:{}", receiver.grpc_port),
         Protocol::Grpc,
         false,
