@@ -102,10 +102,14 @@ async fn a_slow_app_with_a_100k_backlog_keeps_memory_bounded() {
 
     // Fast phase: the app keeps up and the whole backlog arrives.
     state.slow.store(false, Ordering::Release);
-    wait_until(Duration::from_secs(300), "all 100,000 messages at the app", || {
-        let n = state.seen.lock().unwrap().len();
-        async move { (n == MESSAGES).then_some(()) }
-    })
+    wait_until(
+        Duration::from_secs(300),
+        "all 100,000 messages at the app",
+        || {
+            let n = state.seen.lock().unwrap().len();
+            async move { (n == MESSAGES).then_some(()) }
+        },
+    )
     .await;
     sampler.abort();
     let (_, hwm) = rss_kib(pid);
