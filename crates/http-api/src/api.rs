@@ -17,7 +17,7 @@ use base64::prelude::BASE64_STANDARD;
 use bindery_core::InvokeRequest;
 use bindery_runtime::{OutputCaller, Runtime, TapEvent};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -185,16 +185,16 @@ pub fn decode_output_request(body: &[u8]) -> Result<InvokeRequest, String> {
 async fn invoke_binding(
     State(rt): State<Arc<Runtime>>,
     name: Result<Path<String>, PathRejection>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    // The request itself rather than its URI and headers as extractors, which would copy them.
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
     // A name that is not UTF-8 once decoded names no binding: answer as for any unknown name,
     // in Dapr's error shape, not with the router's plain-text rejection.
     let name = match name {
         Ok(Path(name)) => name,
         Err(_) => {
-            let name = lossy_binding_name(uri.path());
+            let name = lossy_binding_name(parts.uri.path());
             return Err(ApiError::invoke(
                 format!(
                     "error invoking output binding {name}: couldn't find output binding {name}"
@@ -206,7 +206,7 @@ async fn invoke_binding(
     let bytes = read_body(&rt, body).await?;
     let mut request = decode_output_request(&bytes).map_err(ApiError::malformed)?;
     for key in ["traceparent", "tracestate", "baggage"] {
-        if let Some(v) = headers.get(key).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = parts.headers.get(key).and_then(|v| v.to_str().ok()) {
             request
                 .metadata
                 .entry(key.to_owned())
