@@ -160,7 +160,7 @@ impl Consumer {
                             "the broker refused the subscription to {:?}",
                             self.config.topic
                         );
-                        error!(binding = %self.name, "{e}");
+                        error!(binding = %self.name, error = %e, "cannot subscribe");
                         self.health.disconnected(e);
                     } else {
                         self.health.connected();

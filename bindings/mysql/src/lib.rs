@@ -64,7 +64,7 @@ use bindery_core::{
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, SslOpts, Value};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::{MySqlSettings, Tls};
 use crate::dsn::Address;
@@ -326,14 +326,15 @@ impl MySqlBinding {
         match &r {
             Err(e) if e.kind() == ErrorKind::Unavailable => {
                 if self.connected.swap(false, Ordering::AcqRel) {
-                    warn!(binding = %self.name, error = %e, "mysql is unavailable");
+                    // The health handle logs the loss and the recovery at warn and info.
+                    debug!(binding = %self.name, error = %e, "mysql is unavailable");
                 }
                 self.health.disconnected(e.message());
             }
             Err(_) => {}
             Ok(_) => {
                 if !self.connected.swap(true, Ordering::AcqRel) {
-                    warn!(binding = %self.name, at = %self.at(), "mysql is available again");
+                    debug!(binding = %self.name, at = %self.at(), "mysql is available again");
                     self.health.connected();
                 }
             }

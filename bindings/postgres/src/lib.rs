@@ -78,7 +78,7 @@ use tokio::time::Instant;
 use tokio_postgres::Statement;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::PgSettings;
 use crate::pool::{Conn, PgManager, Pool};
@@ -349,14 +349,15 @@ impl PostgresBinding {
         match &r {
             Err(e) if e.kind() == bindery_core::ErrorKind::Unavailable => {
                 if self.connected.swap(false, Ordering::AcqRel) {
-                    warn!(binding = %self.name, error = %e, "postgres is unavailable");
+                    // The health handle logs the loss and the recovery at warn and info.
+                    debug!(binding = %self.name, error = %e, "postgres is unavailable");
                 }
                 self.health.disconnected(e.message());
             }
             Err(_) => {}
             Ok(_) => {
                 if !self.connected.swap(true, Ordering::AcqRel) {
-                    warn!(binding = %self.name, at = %self.settings.display, "postgres is available again");
+                    debug!(binding = %self.name, at = %self.settings.display, "postgres is available again");
                     self.health.connected();
                 }
             }

@@ -80,7 +80,7 @@ use bindery_core::{
 };
 use bytes::Bytes;
 use redis::{Cmd, RedisError, ServerErrorKind, Value};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::RedisConfig;
 use crate::conn::Connection;
@@ -404,7 +404,8 @@ impl RedisBinding {
                     if err.is_retryable() {
                         self.connected.store(false, Ordering::Release);
                         self.health.disconnected(err.to_string());
-                        warn!(binding = %self.name, command = name, error = %err, "redis is unavailable");
+                        // Per failing call: the health handle logs the loss once, at warn.
+                        debug!(binding = %self.name, command = name, error = %err, "redis is unavailable");
                     }
                     return Err(err);
                 }
