@@ -177,8 +177,19 @@ impl NatsInput {
                 "nats binding: subscribing to {subject} failed: {e}"
             ))
         })?;
-        // The subscription is in place at the server once a flush returns.
-        let _ = tokio::time::timeout(cfg.request_timeout, client.flush()).await;
+        // The subscription is in place at the server once a flush returns; only then is the
+        // binding ready (a message published before that is not for this subscription).
+        let mut flushes = 0;
+        while !matches!(
+            tokio::time::timeout(cfg.request_timeout, client.flush()).await,
+            Ok(Ok(()))
+        ) {
+            flushes += 1;
+            if flushes == 3 || shutdown.is_cancelled() {
+                warn!(binding = %self.name, subject = %subject, "NATS did not confirm the subscription; reading anyway");
+                break;
+            }
+        }
         self.ready.store(true, Ordering::Release);
         self.health.connected();
         info!(binding = %self.name, subject = %subject, queue_group = ?cfg.queue_group, "subscribed to core NATS");
