@@ -721,9 +721,11 @@ impl KafkaConfig {
             // As Sarama does: reading a topic that does not exist yet creates it (when the
             // broker allows it) instead of waiting for the next metadata refresh.
             .set("allow.auto.create.topics", "true")
-            // Bound what librdkafka prefetches per partition; bindery pauses a partition whose
-            // worker falls behind anyway.
+            // What librdkafka prefetches per partition, which is all the input side keeps in
+            // memory: each partition has its own queue, and its fetching stops while the queue
+            // holds this many messages or this many KiB, until the worker takes them.
             .set("queued.min.messages", "1000")
+            .set("queued.max.messages.kbytes", "8192")
             // Redelivery can hold a partition for long; the poll loop keeps running meanwhile,
             // so this only guards against a stuck process.
             .set("max.poll.interval.ms", "300000");

@@ -2,26 +2,31 @@
 //! offset only once the app accepted every message before it.
 //!
 //! ```text
-//! librdkafka consumer ──recv──▶ read loop ──per partition──▶ worker ──deliver──▶ sink
-//!        ▲                         │  pause/resume (backlog)     │
-//!        └──── store offset N+1 ◀──┴─────────── accepted N ◀─────┘
+//! librdkafka consumer ── rebalances, errors ──▶ read loop (starts and stops workers)
+//!   └─ one queue per assigned partition ──recv──▶ worker ──deliver──▶ sink
+//!          ▲                                         │
+//!          └──────── store offset N+1 ◀── accepted N ┘
 //! ```
 //!
-//! * One worker per assigned partition delivers that partition's messages in offset order, one
-//!   at a time, so "every message up to N was accepted" is simply "N was accepted". A message
-//!   the app does not accept is redelivered with backoff and holds its partition; the other
-//!   partitions go on.
+//! * Each assigned partition gets its own librdkafka queue (split off the consumer's queue when
+//!   the partition is assigned, before fetching starts) and one worker, which takes that
+//!   partition's messages in offset order, one at a time, so "every message up to N was
+//!   accepted" is simply "N was accepted". A message the app does not accept is redelivered
+//!   with backoff and holds its partition; the other partitions go on.
 //! * Offsets are stored (`enable.auto.offset.store=false`) only after acceptance; librdkafka
 //!   commits what is stored every second, when partitions are revoked and when the consumer
 //!   closes, and the read loop commits synchronously before it returns.
-//! * A partition whose worker falls behind is paused at the broker, so memory stays bounded
-//!   while a poison message is retried; it is resumed once the worker catches up.
-//! * On revocation the worker stops: its queued messages are dropped, an in-flight delivery is
-//!   finished but not stored, and the next owner starts from the last commit.
+//! * Memory is bounded without pausing: a worker takes its next message only when the last one
+//!   is settled, and librdkafka stops fetching a partition whose queue holds
+//!   `queued.min.messages` messages (or `queued.max.messages.kbytes`), resuming the fetch as the
+//!   worker takes them. Nothing fetched is thrown away, so a slow or stuck partition costs no
+//!   refetching.
+//! * On revocation the worker stops: an in-flight delivery is finished but not stored, and the
+//!   next owner starts from the last commit.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bindery_core::util::Backoff;
 use bindery_core::{
@@ -31,11 +36,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -55,10 +61,6 @@ pub const OFFSET: &str = "__offset";
 /// Event metadata: the message timestamp in Unix milliseconds (absent when the broker has none).
 pub const TIMESTAMP: &str = "__timestamp";
 
-/// Pause a partition at the broker once this many of its messages wait for its worker.
-const PAUSE_AT: usize = 500;
-/// Resume it once its backlog is down to this.
-const RESUME_AT: usize = 50;
 /// Warn when one message has failed this many times (it is still retried).
 const WARN_AFTER_ATTEMPTS: u64 = 5;
 /// While a subscribed topic does not exist, look for it this often (librdkafka itself only
@@ -68,20 +70,20 @@ const MISSING_TOPIC_CHECK: std::time::Duration = std::time::Duration::from_secs(
 type TopicPartition = (String, i32);
 type KafkaConsumer = StreamConsumer<InputContext>;
 
-/// Per-partition state shared by the read loop, the worker and the rebalance callback.
+type PartitionQueue = StreamPartitionQueue<InputContext>;
+
+/// Per-partition state shared by the worker and the rebalance callback.
 struct PartitionState {
     /// Cancelled when the partition is revoked: the worker stops and stores nothing more.
     revoked: CancellationToken,
-    tx: mpsc::UnboundedSender<OwnedMessage>,
-    flow: Mutex<Flow>,
 }
 
-#[derive(Default)]
-struct Flow {
-    /// Messages handed to the worker and not yet settled.
-    backlog: usize,
-    /// Whether bindery paused the partition at the broker.
-    paused: bool,
+/// A partition assigned to this member, with its own queue, for the read loop to start a
+/// worker on.
+struct Assigned {
+    tp: TopicPartition,
+    state: Arc<PartitionState>,
+    queue: PartitionQueue,
 }
 
 /// The partitions this member currently works on.
@@ -96,12 +98,10 @@ impl PartitionTable {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionState>> {
-        self.lock().get(tp).cloned()
-    }
-
     fn insert(&self, tp: TopicPartition, state: Arc<PartitionState>) {
-        self.lock().insert(tp, state);
+        if let Some(old) = self.lock().insert(tp, state) {
+            old.revoked.cancel();
+        }
     }
 
     fn revoke(&self, tp: &TopicPartition) {
@@ -115,6 +115,37 @@ impl PartitionTable {
 pub(crate) struct InputContext {
     reporter: HealthReporter,
     partitions: Arc<PartitionTable>,
+    /// The consumer itself, to split the queue of each partition it is assigned.
+    consumer: OnceLock<Weak<KafkaConsumer>>,
+    /// Partitions assigned, for the read loop.
+    assigned: mpsc::UnboundedSender<Assigned>,
+    /// The read loop's end of `assigned`, taken by the one `read` that uses this consumer.
+    assignments: Mutex<Option<mpsc::UnboundedReceiver<Assigned>>>,
+}
+
+impl InputContext {
+    /// Give each partition of `tpl` its own queue and tell the read loop. Runs before the
+    /// assignment takes effect, so no message of these partitions reaches the consumer's queue.
+    fn split(&self, tpl: &TopicPartitionList) {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        for e in tpl.elements() {
+            let tp = (e.topic().to_owned(), e.partition());
+            let Some(queue) = consumer.split_partition_queue(&tp.0, tp.1) else {
+                // Its messages come through the consumer's queue, where the read loop refuses
+                // them and restarts.
+                error!(binding = %self.reporter.binding(), topic = %tp.0, partition = tp.1, "no queue for an assigned kafka partition");
+                continue;
+            };
+            let state = Arc::new(PartitionState {
+                revoked: CancellationToken::new(),
+            });
+            self.partitions.insert(tp.clone(), Arc::clone(&state));
+            // The read loop holds the receiver as long as the consumer is in use.
+            let _ = self.assigned.send(Assigned { tp, state, queue });
+        }
+    }
 }
 
 impl ClientContext for InputContext {
@@ -143,6 +174,9 @@ fn describe(tpl: &TopicPartitionList) -> String {
 
 impl ConsumerContext for InputContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.split(tpl);
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             // The workers of these partitions store nothing after this...
             for e in tpl.elements() {
@@ -162,17 +196,10 @@ impl ConsumerContext for InputContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 info!(binding = %self.reporter.binding(), partitions = %describe(tpl), "kafka partitions assigned");
-                // A partition paused by an earlier owner-worker stays paused across
-                // assignments in librdkafka; every new worker starts unpaused.
-                if tpl.count() > 0
-                    && let Err(e) = consumer.resume(tpl)
-                {
-                    warn!(binding = %self.reporter.binding(), error = %e, "could not resume assigned kafka partitions");
-                }
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
@@ -225,7 +252,7 @@ pub(crate) fn query_escape(raw: &[u8]) -> String {
 
 /// The event for `msg`: its value as data, and Dapr's metadata (headers first, so that a
 /// header cannot hide the real topic, partition, offset, key or timestamp).
-pub(crate) fn event_for(msg: &OwnedMessage, escape: bool) -> InputEvent {
+pub(crate) fn event_for(msg: &impl Message, escape: bool) -> InputEvent {
     let text = |raw: &[u8]| {
         if escape {
             query_escape(raw)
@@ -235,7 +262,7 @@ pub(crate) fn event_for(msg: &OwnedMessage, escape: bool) -> InputEvent {
     };
     let mut metadata = HashMap::new();
     if let Some(headers) = msg.headers() {
-        for h in headers.iter() {
+        for h in Headers::iter(headers) {
             metadata.insert(h.key.to_owned(), text(h.value.unwrap_or_default()));
         }
     }
@@ -276,7 +303,7 @@ impl KafkaInput {
         let first = if config.topics.is_empty() {
             None
         } else {
-            Some(Arc::new(create_consumer(name, &config, &health)?))
+            Some(create_consumer(name, &config, &health)?)
         };
         Ok(KafkaInput {
             name: name.to_owned(),
@@ -292,20 +319,28 @@ fn create_consumer(
     name: &str,
     config: &KafkaConfig,
     health: &BindingHealth,
-) -> Result<KafkaConsumer, BindingError> {
+) -> Result<Arc<KafkaConsumer>, BindingError> {
     let group = config.consumer_group.as_deref().ok_or_else(|| {
         BindingError::config(
             "consumerGroup",
             "kafka error: consumerGroup is required to read topics",
         )
     })?;
-    config
+    let (assigned, assignments) = mpsc::unbounded_channel();
+    let consumer: KafkaConsumer = config
         .consumer_config(group)
         .create_with_context(InputContext {
             reporter: HealthReporter::new(name, "consumer", health.clone()),
             partitions: Arc::new(PartitionTable::default()),
+            consumer: OnceLock::new(),
+            assigned,
+            assignments: Mutex::new(Some(assignments)),
         })
-        .map_err(|e| crate::output::client_config_error("consumer", &e))
+        .map_err(|e| crate::output::client_config_error("consumer", &e))?;
+    let consumer = Arc::new(consumer);
+    // Set before subscribing, so every assignment finds it.
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    Ok(consumer)
 }
 
 /// What a worker needs besides its messages.
@@ -333,36 +368,35 @@ enum Settled {
 }
 
 impl Worker {
-    fn tpl(&self) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.tp.0, self.tp.1);
-        tpl
-    }
-
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<OwnedMessage>) {
+    async fn run(self, queue: PartitionQueue) {
         let mut backoff = Backoff::new(self.policy.initial, self.policy.max);
         loop {
-            let msg = tokio::select! {
+            // The event is made from the message borrowed from librdkafka: one copy of the
+            // payload, and nothing held across a delivery.
+            let (event, offset) = tokio::select! {
                 biased;
                 _ = self.state.revoked.cancelled() => return,
                 _ = self.stop.cancelled() => return,
-                m = rx.recv() => match m {
-                    Some(m) => m,
-                    None => return,
+                m = queue.recv() => match m {
+                    Ok(m) => (event_for(&m, self.escape), m.offset()),
+                    Err(e) => {
+                        if e.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+                            warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, error = %e, "kafka partition error");
+                        }
+                        continue;
+                    }
                 },
             };
-            match self.settle(&msg, &mut backoff).await {
+            match self.settle(event, offset, &mut backoff).await {
                 Settled::Done => {}
                 Settled::Stop => return,
             }
             backoff.reset();
-            self.settled_one();
         }
     }
 
     /// Deliver `msg` until the app accepts it, or until this worker must stop.
-    async fn settle(&self, msg: &OwnedMessage, backoff: &mut Backoff) -> Settled {
-        let event = event_for(msg, self.escape);
+    async fn settle(&self, event: InputEvent, offset: i64, backoff: &mut Backoff) -> Settled {
         let mut attempts: u64 = 0;
         loop {
             // A delivery in flight is finished even when stop or revoke arrive meanwhile: the
@@ -370,9 +404,9 @@ impl Worker {
             // the last commit, so finishing only means fewer duplicates.
             let outcome = self.sink.deliver(event.clone()).await;
             if outcome.should_ack() {
-                self.store(msg);
+                self.store(offset);
                 if attempts > 0 {
-                    debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, "kafka message accepted after retries");
+                    debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset, attempts, "kafka message accepted after retries");
                 }
                 return Settled::Done;
             }
@@ -390,13 +424,13 @@ impl Worker {
             attempts += 1;
             let delay = backoff.delay_for(retry_after);
             if self.policy.warn_after == Some(attempts) {
-                error!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, error = %reason,
+                error!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset, attempts, error = %reason,
                     "kafka message still not accepted after backOffMaxRetries attempts; bindery keeps retrying it and its partition waits");
             } else if attempts == WARN_AFTER_ATTEMPTS {
-                warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, error = %reason,
+                warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset, attempts, error = %reason,
                     "kafka message keeps failing; its partition waits until the app accepts it");
             } else {
-                debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), attempts, retry_in = ?delay, error = %reason, "kafka message not accepted; redelivering");
+                debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset, attempts, retry_in = ?delay, error = %reason, "kafka message not accepted; redelivering");
             }
             tokio::select! {
                 biased;
@@ -407,34 +441,15 @@ impl Worker {
         }
     }
 
-    /// Record that every message up to `msg` was accepted.
-    fn store(&self, msg: &OwnedMessage) {
+    /// Record that every message up to `offset` was accepted.
+    fn store(&self, offset: i64) {
         if self.state.revoked.is_cancelled() {
             return;
         }
         // rd_kafka_offset_store stores offset + 1, the next message to read.
-        if let Err(e) = self
-            .consumer
-            .store_offset(&self.tp.0, self.tp.1, msg.offset())
-        {
+        if let Err(e) = self.consumer.store_offset(&self.tp.0, self.tp.1, offset) {
             // Refused when the partition was revoked meanwhile: its next owner redelivers.
-            debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset = msg.offset(), error = %e, "kafka offset not stored");
-        }
-    }
-
-    fn settled_one(&self) {
-        let mut flow = self.state.flow.lock().unwrap_or_else(|p| p.into_inner());
-        flow.backlog = flow.backlog.saturating_sub(1);
-        if flow.paused && flow.backlog <= RESUME_AT && !self.state.revoked.is_cancelled() {
-            match self.consumer.resume(&self.tpl()) {
-                Ok(()) => {
-                    flow.paused = false;
-                    debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, "kafka partition resumed");
-                }
-                Err(e) => {
-                    warn!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, error = %e, "could not resume kafka partition");
-                }
-            }
+            debug!(binding = %self.binding, topic = %self.tp.0, partition = self.tp.1, offset, error = %e, "kafka offset not stored");
         }
     }
 }
@@ -443,7 +458,6 @@ impl Worker {
 struct ReadLoop<'a> {
     input: &'a KafkaInput,
     consumer: Arc<KafkaConsumer>,
-    table: Arc<PartitionTable>,
     sink: EventSink,
     workers: JoinSet<()>,
     /// One gate per partition so that a new worker starts only after the previous owner of
@@ -456,47 +470,13 @@ struct ReadLoop<'a> {
 }
 
 impl ReadLoop<'_> {
-    /// Hand `msg` to its partition's worker, starting one when needed.
-    fn dispatch(&mut self, msg: OwnedMessage) {
-        let tp = (msg.topic().to_owned(), msg.partition());
-        let state = match self.table.get(&tp) {
-            Some(s) => s,
-            None => self.start_worker(tp.clone()),
-        };
-        let mut flow = state.flow.lock().unwrap_or_else(|p| p.into_inner());
-        if state.tx.send(msg).is_err() {
-            // The worker already stopped (revoked): the message is redelivered to the next owner.
-            return;
-        }
-        flow.backlog += 1;
-        if !flow.paused && flow.backlog >= PAUSE_AT {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&tp.0, tp.1);
-            match self.consumer.pause(&tpl) {
-                Ok(()) => {
-                    flow.paused = true;
-                    debug!(binding = %self.input.name, topic = %tp.0, partition = tp.1, backlog = flow.backlog, "kafka partition paused while its worker catches up");
-                }
-                Err(e) => {
-                    warn!(binding = %self.input.name, topic = %tp.0, partition = tp.1, error = %e, "could not pause kafka partition");
-                }
-            }
-        }
-    }
-
-    fn start_worker(&mut self, tp: TopicPartition) -> Arc<PartitionState> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let state = Arc::new(PartitionState {
-            revoked: CancellationToken::new(),
-            tx,
-            flow: Mutex::new(Flow::default()),
-        });
-        self.table.insert(tp.clone(), Arc::clone(&state));
+    fn start_worker(&mut self, assigned: Assigned) {
+        let Assigned { tp, state, queue } = assigned;
         let gate = Arc::clone(self.gates.entry(tp.clone()).or_default());
         let worker = Worker {
             binding: self.input.name.clone(),
             tp,
-            state: Arc::clone(&state),
+            state,
             consumer: Arc::clone(&self.consumer),
             sink: self.sink.clone(),
             policy: self.input.config.redelivery,
@@ -510,14 +490,19 @@ impl ReadLoop<'_> {
                 _ = worker.state.revoked.cancelled() => return,
                 _ = worker.stop.cancelled() => return,
             };
-            worker.run(rx).await;
+            worker.run(queue).await;
         });
-        state
     }
 
     /// Receive until stopped. Returns an error only when the consumer cannot go on.
-    async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), BindingError> {
+    async fn run(
+        &mut self,
+        shutdown: &CancellationToken,
+        assignments: &mut mpsc::UnboundedReceiver<Assigned>,
+    ) -> Result<(), BindingError> {
         let consumer = Arc::clone(&self.consumer);
+        // Messages come through each partition's own queue; this stream serves rebalances and
+        // errors.
         let mut stream = consumer.stream();
         let mut check = tokio::time::interval(MISSING_TOPIC_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -527,10 +512,17 @@ impl ReadLoop<'_> {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.input.closed.cancelled() => return Ok(()),
                 _ = self.draining.cancelled() => return Ok(()),
+                Some(assigned) = assignments.recv() => self.start_worker(assigned),
                 next = stream.next() => match next {
                     Some(Ok(m)) => {
-                        let owned = m.detach();
-                        self.dispatch(owned);
+                        // A partition without a queue of its own: its order against what a
+                        // worker already took cannot be known, so start again from the
+                        // committed offsets.
+                        return Err(BindingError::unavailable(format!(
+                            "kafka message of {}/{} outside its partition queue; restarting the consumer",
+                            m.topic(),
+                            m.partition()
+                        )));
                     }
                     Some(Err(e)) => self.consumer_error(&e)?,
                     None => return Err(BindingError::internal("kafka message stream ended")),
@@ -645,7 +637,18 @@ impl InputBinding for KafkaInput {
         let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
         let consumer = match first {
             Some(c) => c,
-            None => Arc::new(create_consumer(&self.name, &self.config, &self.health)?),
+            None => create_consumer(&self.name, &self.config, &self.health)?,
+        };
+        // Taken before subscribing: assignments (and the queues they hold, which keep the
+        // consumer alive) must never wait inside the consumer's own context.
+        let assignments = consumer
+            .context()
+            .assignments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(mut assignments) = assignments else {
+            return Err(BindingError::internal("kafka consumer already in use"));
         };
         let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
         if let Err(e) = consumer.subscribe(&topics) {
@@ -653,6 +656,7 @@ impl InputBinding for KafkaInput {
                 "topics",
                 format!("kafka error: cannot subscribe to {topics:?}: {e}"),
             );
+            drop(assignments);
             commit_and_close(&self.name, consumer).await;
             return Err(err);
         }
@@ -660,7 +664,6 @@ impl InputBinding for KafkaInput {
         let mut lp = ReadLoop {
             input: self,
             consumer: Arc::clone(&consumer),
-            table: Arc::clone(&consumer.context().partitions),
             sink,
             workers: JoinSet::new(),
             gates: HashMap::new(),
@@ -668,11 +671,13 @@ impl InputBinding for KafkaInput {
             draining: CancellationToken::new(),
             topics_missing: false,
         };
-        let result = lp.run(&shutdown).await;
+        let result = lp.run(&shutdown, &mut assignments).await;
         // Stop fetching; let each worker finish its delivery in flight and store it.
         lp.stop.cancel();
         while lp.workers.join_next().await.is_some() {}
         drop(lp);
+        // Partition queues not yet handed to a worker hold the consumer too.
+        drop(assignments);
         commit_and_close(&self.name, consumer).await;
         result
     }
@@ -690,7 +695,7 @@ impl InputBinding for KafkaInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::{Header, OwnedHeaders, Timestamp};
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
 
     fn message(key: Option<&[u8]>, headers: Option<OwnedHeaders>) -> OwnedMessage {
         OwnedMessage::new(
