@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{KafkaConfig, RedeliveryPolicy};
+use crate::config::{InitialOffset, KafkaConfig, RedeliveryPolicy};
 use crate::context::HealthReporter;
 
 /// Event metadata: the message key (absent when the message has none).
@@ -290,6 +290,8 @@ pub(crate) struct KafkaInput {
     /// The consumer made at build time (so configuration errors show then), used by the first
     /// `read`.
     first: Mutex<Option<Arc<KafkaConsumer>>>,
+    /// The consumer of the running `read`, asked for its lag; never kept alive by this.
+    current: Mutex<Weak<KafkaConsumer>>,
     closed: CancellationToken,
 }
 
@@ -310,6 +312,7 @@ impl KafkaInput {
             config,
             health,
             first: Mutex::new(first),
+            current: Mutex::new(Weak::new()),
             closed: CancellationToken::new(),
         })
     }
@@ -619,6 +622,29 @@ async fn commit_and_close(name: &str, consumer: Arc<KafkaConsumer>) {
     }
 }
 
+/// How many messages wait on the partitions assigned to `consumer` (blocking).
+fn consumer_lag(consumer: &KafkaConsumer, initial: InitialOffset) -> KafkaResult<u64> {
+    const ASK: std::time::Duration = std::time::Duration::from_secs(2);
+    let assigned = consumer.assignment()?;
+    if assigned.count() == 0 {
+        return Ok(0);
+    }
+    let committed = consumer.committed_offsets(assigned, ASK)?;
+    let mut lag = 0u64;
+    for p in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(p.topic(), p.partition(), ASK)?;
+        let from = match p.offset() {
+            Offset::Offset(o) => o,
+            _ => match initial {
+                InitialOffset::Oldest => low,
+                InitialOffset::Newest => high,
+            },
+        };
+        lag += u64::try_from(high - from.max(low)).unwrap_or(0);
+    }
+    Ok(lag)
+}
+
 #[bindery_core::async_trait]
 impl InputBinding for KafkaInput {
     async fn read(&self, sink: EventSink, shutdown: CancellationToken) -> Result<(), BindingError> {
@@ -661,6 +687,7 @@ impl InputBinding for KafkaInput {
             return Err(err);
         }
         info!(binding = %self.name, topics = ?topics, group = ?self.config.consumer_group, "kafka consumer subscribed");
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&consumer);
         let mut lp = ReadLoop {
             input: self,
             consumer: Arc::clone(&consumer),
@@ -680,6 +707,29 @@ impl InputBinding for KafkaInput {
         drop(assignments);
         commit_and_close(&self.name, consumer).await;
         result
+    }
+
+    /// Consumer lag over the partitions assigned to this consumer: each partition's high
+    /// watermark minus the group's committed offset (or, before the group committed anything,
+    /// the offset `initialOffset` starts from).
+    async fn backlog(&self) -> Option<u64> {
+        let consumer = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()?;
+        let initial = self.config.initial_offset;
+        let name = self.name.clone();
+        // librdkafka's calls block; the consumer handle is dropped on that thread too.
+        let lag = tokio::task::spawn_blocking(move || consumer_lag(&consumer, initial));
+        match lag.await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                debug!(binding = %name, error = %e, "cannot read the consumer lag");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     async fn close(&self) -> Result<(), BindingError> {
