@@ -48,20 +48,7 @@ impl Drop for ServerGuard {
 }
 
 async fn connected(b: &Bindery, name: &str) -> Option<bool> {
-    let md: Value = b
-        .client()
-        .get(b.url("/v1.0/metadata"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    md["components"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == name)?["status"]["connected"]
-        .as_bool()
+    b.binding_status(name).await?["connected"].as_bool()
 }
 
 #[tokio::test]

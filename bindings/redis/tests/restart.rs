@@ -16,20 +16,7 @@ use common::*;
 use serde_json::json;
 
 async fn connected(b: &Bindery, name: &str) -> Option<bool> {
-    let md: serde_json::Value = b
-        .client()
-        .get(b.url("/v1.0/metadata"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    md["components"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == name)?["status"]["connected"]
-        .as_bool()
+    b.binding_status(name).await?["connected"].as_bool()
 }
 
 #[tokio::test]

@@ -215,6 +215,25 @@ impl Bindery {
         self.child.id().expect("running process has a pid")
     }
 
+    /// The `status` object `/v1.0/metadata` reports for component `name` (`connected`,
+    /// `lastError`, ...); `None` while the sidecar does not answer or does not list it.
+    pub async fn binding_status(&self, name: &str) -> Option<serde_json::Value> {
+        let md: serde_json::Value = self
+            .client
+            .get(self.url("/v1.0/metadata"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        md["components"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].clone())
+    }
+
     /// `POST /v1.0/bindings/<name>` with a JSON body.
     pub async fn invoke(&self, name: &str, body: serde_json::Value) -> reqwest::Response {
         self.client

@@ -100,19 +100,7 @@ pub async fn last_error(b: &Bindery, name: &str) -> String {
         std::time::Duration::from_secs(30),
         &format!("a lastError for {name} in /v1.0/metadata"),
         || async {
-            let md: Value = b
-                .client()
-                .get(b.url("/v1.0/metadata"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            md["components"]
-                .as_array()?
-                .iter()
-                .find(|c| c["name"] == name)?["status"]["lastError"]
+            b.binding_status(name).await?["lastError"]
                 .as_str()
                 .map(str::to_owned)
         },
