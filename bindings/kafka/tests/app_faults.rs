@@ -29,20 +29,9 @@ async fn app_killed_mid_stream_and_restarted_loses_nothing() {
         )
         .start()
         .await;
-    wait_until(
-        Duration::from_secs(90),
-        "a third of the stream at the app",
-        || {
-            let n = app.accepted().len();
-            async move { (n >= N / 3).then_some(()) }
-        },
-    )
-    .await;
-    app.kill();
-    let at_kill = app.accepted().len();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = app.accepted().len();
-    app.restart();
+    let (at_kill, during) = app
+        .crash_after(N / 3, Duration::from_secs(90), Duration::from_secs(2))
+        .await;
     let (delivered, duplicates, lost) = app.settle(&bodies, Duration::from_secs(180)).await;
     println!(
         "kafka app crash: sent {N}, app killed after {at_kill} and restarted 2 s later; delivered {delivered}, duplicated {duplicates}, lost {lost}"

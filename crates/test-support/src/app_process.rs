@@ -119,6 +119,28 @@ impl AppProcess {
         }
     }
 
+    /// Wait (up to `deadline`) until the app accepted `n` bodies, kill it, keep it down for
+    /// `down_for`, and start it again. Returns how many it had accepted when killed and when it
+    /// came back (equal: a dead app accepts nothing).
+    pub async fn crash_after(
+        &mut self,
+        n: usize,
+        deadline: Duration,
+        down_for: Duration,
+    ) -> (usize, usize) {
+        crate::wait_until(deadline, &format!("{n} accepted before the crash"), || {
+            let got = self.accepted().len();
+            async move { (got >= n).then_some(()) }
+        })
+        .await;
+        self.kill();
+        let at_kill = self.accepted().len();
+        tokio::time::sleep(down_for).await;
+        let at_restart = self.accepted().len();
+        self.restart();
+        (at_kill, at_restart)
+    }
+
     /// Every body the app accepted, with how many times.
     pub fn accepted(&self) -> HashMap<String, u32> {
         let mut seen = HashMap::new();
